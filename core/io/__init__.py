@@ -1,0 +1,121 @@
+"""Motion files in and out, by extension (or an explicit format).
+
+Readable: .bvh (any skeleton, retargeted to SMPL), .npz (AMASS-style), .txt / .json (DeepMimic
+clips, or our own JSON motion), .motion (our lossless format).
+Writable: .bvh (SMPL skeleton), .npz (AMASS-style), .json, .motion, .npy (HumanML3D joints).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import MotionClipError
+from ..motion import MOTION_SUFFIX, Motion
+from ..skeleton import Skeleton
+from .retarget import Mapping, RetargetReport, retarget
+
+READ_FORMATS = {".bvh": "bvh", ".npz": "amass", ".txt": "deepmimic", ".json": "json", MOTION_SUFFIX: "motion"}
+WRITE_FORMATS = {".bvh": "bvh", ".npz": "amass", ".json": "json", MOTION_SUFFIX: "motion", ".npy": "humanml3d"}
+FORMAT_NAMES = sorted(set(READ_FORMATS.values()) | set(WRITE_FORMATS.values()))
+
+
+class FormatError(MotionClipError):
+    pass
+
+
+def read_format(path: Path, format: str | None = None) -> str:
+    if format:
+        if format not in READ_FORMATS.values():
+            raise FormatError(f"unknown input format {format!r}; choose one of {', '.join(sorted(set(READ_FORMATS.values())))}")
+        return format
+    fmt = READ_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        hint = " (.npy holds joint positions only, which cannot be turned back into rotations)" if path.suffix == ".npy" else ""
+        raise FormatError(f"{path}: cannot tell the format from the extension {path.suffix!r}{hint}; "
+                          f"readable: {', '.join(sorted(READ_FORMATS))}, or give --format")
+    return fmt
+
+
+def load_source_motion(path: str | Path, format: str | None = None, mapping: Mapping | None = None,
+                       skeleton: Skeleton | None = None, up: str | None = None,
+                       extra_frames: str = "error") -> tuple[Motion, RetargetReport | None]:
+    """Read a motion file as an SMPL Motion. Retargeted formats also return what the retarget measured."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+    fmt = read_format(path, format)
+    if fmt == "bvh":
+        from .bvh import read_bvh
+
+        clip = read_bvh(path, extra_frames=extra_frames)
+        motion, report = retarget(clip, mapping, skeleton, up)
+        motion.meta.update(format="bvh", source_frames=clip.num_frames)
+        return motion, report
+    if fmt == "amass":
+        from .amass import read_amass
+
+        motion = read_amass(path, up=up or "z", skeleton=skeleton)
+        motion.meta.update(format="amass", source_frames=motion.num_frames)
+        return motion, None
+    if fmt == "motion":
+        return Motion.load(path), None
+    # JSON: our own motion, or a DeepMimic clip.
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    from .deepmimic import is_deepmimic, needs_retiming, read_deepmimic, uniform_positions
+    from .json_motion import dict_to_motion
+
+    if fmt == "deepmimic" or is_deepmimic(data):
+        clip = read_deepmimic(path, data)
+        if mapping is None:
+            from .retarget import presets
+
+            mapping = presets()["deepmimic"]
+        motion, report = retarget(clip, mapping, skeleton, up)
+        if needs_retiming(clip):
+            motion = motion.sample_at(uniform_positions(clip), clip.fps)
+        motion.meta.update(format="deepmimic", source_frames=clip.num_frames)
+        return motion, report
+    return dict_to_motion(data, str(path)), None
+
+
+def load_motion(path: str | Path, **kwargs) -> Motion:
+    return load_source_motion(path, **kwargs)[0]
+
+
+def save_motion(motion: Motion, path: str | Path, format: str | None = None, skeleton: Skeleton | None = None) -> Path:
+    """Write a motion; the format comes from the extension unless given."""
+    path = Path(path)
+    fmt = format or WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None or fmt not in WRITE_FORMATS.values():
+        raise FormatError(f"{path}: cannot write format {(format or path.suffix)!r}; writable: "
+                          f"{', '.join(f'{k} ({v})' for k, v in sorted(WRITE_FORMATS.items()))}")
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot create the folder ({exc.strerror})") from None
+    if fmt == "bvh":
+        from .bvh import write_bvh
+
+        return write_bvh(motion, path, skeleton)
+    if fmt == "amass":
+        from .amass import write_amass
+
+        return write_amass(motion, path, skeleton=skeleton)
+    if fmt == "json":
+        from .json_motion import write_json
+
+        return write_json(motion, path, skeleton)
+    if fmt == "humanml3d":
+        from .humanml3d import write_humanml3d
+
+        return write_humanml3d(motion, path, skeleton)
+    return motion.save(path)
+
+
+__all__ = ["load_source_motion", "load_motion", "save_motion", "FormatError", "READ_FORMATS", "WRITE_FORMATS",
+           "Mapping", "retarget", "RetargetReport"]
