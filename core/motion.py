@@ -157,8 +157,9 @@ class Motion:
         j = self.joints(skeleton)
         return facing_from_joints(j)
 
-    def canonicalize(self, skeleton: Skeleton | None = None) -> "Motion":
-        """Start at the origin facing +Z, with the lowest joint of the clip on the floor (y = 0)."""
+    def canonicalize(self, skeleton: Skeleton | None = None, floor: bool = True) -> "Motion":
+        """Start at the origin facing +Z and, with `floor`, put the clip's lowest point on the floor
+        (y = 0); without it, heights are kept (e.g. for a window cut from a canonical clip)."""
         skeleton = skeleton or neutral_skeleton()
         j = self.joints(skeleton)
         f = facing_from_joints(j[:1])[0]
@@ -170,8 +171,7 @@ class Motion:
         quats = self.quats.clone()
         quats[:, 0] = R.quat_mul(R.matrix_to_quat(turn)[None], self.quats[:, 0])
         # Joint heights do not change under a yaw turn: place the clip's lowest point on the floor.
-        floor = float(j[..., 1].min())
-        lift = float(skeleton.rest_joints[:, 1].min() - skeleton.sole_y) - floor  # joints sit above the sole
+        lift = float(skeleton.rest_joints[:, 1].min() - skeleton.sole_y) - float(j[..., 1].min()) if floor else 0.0
         new_root = new_root + torch.tensor([-float(new_root[0, 0]), float(lift), -float(new_root[0, 2])])
         return self.copy(quats=quats, trans=new_root - rest_root)
 

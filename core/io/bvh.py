@@ -50,8 +50,11 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
         raise BVHError(f"{path}: cannot read file ({exc.strerror})") from exc
     cut_b = raw.find(b"MOTION")
     text = raw[: max(cut_b, 0)].decode("utf-8", errors="replace")
-    if not text.lstrip().startswith("HIERARCHY") or cut_b < 0:
+    if not raw.lstrip().startswith(b"HIERARCHY"):
         raise BVHError(f"{path}: not a BVH file (expected a HIERARCHY section followed by MOTION)")
+    if cut_b < 0:
+        lines = raw.count(b"\n") + 1
+        raise BVHError(f"{path}: line {lines}: the file ends before its MOTION section; the file is truncated")
     cut = len(text)
     header_lines = text.count("\n")
 
