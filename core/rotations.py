@@ -133,8 +133,12 @@ def matrix_to_quat(m: Tensor) -> Tensor:
         torch.stack([b, d, diag[2], f], dim=-1),
         torch.stack([c, e, f, diag[3]], dim=-1),
     )
-    best = diag.argmax(dim=0)[..., None]  # reduce over the leading axis: fast for large batches
-    q = torch.where(best == 0, rows[0], torch.where(best == 1, rows[1], torch.where(best == 2, rows[2], rows[3])))
+    # Keep the row with the largest diagonal entry (comparisons: much faster than argmax on CPU).
+    q, top = rows[0], diag[0]
+    for k in (1, 2, 3):
+        take = diag[k] > top
+        q = torch.where(take[..., None], rows[k], q)
+        top = torch.maximum(top, diag[k])
     return quat_canonical(quat_normalize(q))
 
 
@@ -234,21 +238,23 @@ def matrix_to_euler(m: Tensor, order: str) -> Tensor:
 def rotation_between(a: Tensor, b: Tensor) -> Tensor:
     """Smallest rotation matrix taking direction a to direction b. [..., 3] -> [..., 3, 3].
 
-    For opposite directions the axis is any one perpendicular to a.
+    For (nearly) opposite directions the result turns a by pi about an axis perpendicular to
+    it, then by the small remaining angle onto b, which stays accurate where 1 + a.b vanishes.
     """
     a = a / _safe_norm(a, keepdim=True)
     b = b / _safe_norm(b, keepdim=True)
-    cross = torch.cross(a, b, dim=-1)
-    dot = (a * b).sum(-1, keepdim=True)
-    # Quaternion (1 + dot, cross), normalised; degenerate when a = -b.
-    q = torch.cat([1.0 + dot, cross], dim=-1)
-    opposite = (1.0 + dot) < 1e-6
+
+    def direct(u: Tensor, v: Tensor) -> Tensor:  # quaternion (1 + u.v, u x v), normalised
+        return quat_normalize(torch.cat([1.0 + (u * v).sum(-1, keepdim=True), torch.cross(u, v, dim=-1)], dim=-1))
+
+    q = direct(a, b)
+    opposite = (1.0 + (a * b).sum(-1, keepdim=True)) < 1e-3
     if bool(opposite.any()):
         helper = torch.where(a[..., :1].abs() < 0.9, a.new_tensor([1.0, 0.0, 0.0]), a.new_tensor([0.0, 1.0, 0.0]))
         axis = torch.cross(a, helper.expand_as(a), dim=-1)
-        axis = axis / _safe_norm(axis, keepdim=True)
-        q = torch.where(opposite, torch.cat([torch.zeros_like(dot), axis], dim=-1), q)
-    return quat_to_matrix(quat_normalize(q))
+        half_turn = torch.cat([torch.zeros_like(a[..., :1]), axis / _safe_norm(axis, keepdim=True)], dim=-1)
+        q = torch.where(opposite, quat_mul(direct(-a, b), half_turn), q)
+    return quat_to_matrix(q)
 
 
 def kabsch(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> Tensor:

@@ -126,10 +126,12 @@ def test_rotation_between_maps_a_to_b(a, b) -> None:
     assert torch.allclose(torch.det(m), torch.tensor(1.0))
 
 
-def test_rotation_between_opposite_directions() -> None:
-    a = torch.tensor([0.0, 1.0, 0.0])
-    m = R.rotation_between(a, -a)
-    assert torch.allclose(m @ a, -a, atol=1e-9)
+@pytest.mark.parametrize("eps", [0.0, 1e-9, 1e-5, 1e-2])
+def test_rotation_between_opposite_directions(eps) -> None:
+    for a in (torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]), torch.tensor([0.6, 0.0, 0.8])):
+        b = -a + torch.tensor([eps, -eps, 2 * eps])
+        m = R.rotation_between(a, b)
+        assert torch.allclose(m @ a, b / b.norm(), atol=1e-9)
 
 
 def test_kabsch_recovers_a_rotation() -> None:
