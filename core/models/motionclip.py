@@ -1,0 +1,184 @@
+"""MotionCLIP's transformer auto-encoder (Tevet et al., ECCV 2022), for variable-length motions.
+
+Encoder: per-frame features (24 joint rotations in 6D + root translation = 147) -> linear ->
++ sinusoidal positions -> a learned prefix token in front -> transformer encoder over the real
+frames (key padding mask); the latent z is the prefix token's output. No VAE: one token, no sigma.
+Decoder: one query per frame that is only its positional encoding, cross-attending to z (a
+memory of length 1) -> transformer decoder -> linear head back to 147 features per frame.
+Unlike the paper's fixed 60 frames, any length up to `max_frames` works, per item.
+
+B = batch, T = frames, J = joints (24), D = latent_dim, F = J * 6 + 3.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import MotionClipError
+from ..rotations import matrix_to_rot6d
+
+
+@dataclass
+class MotionCLIPConfig:
+    """Everything needed to rebuild the model (stored as config.json in a run directory)."""
+
+    latent_dim: int = 512  # transformer width = size of z; must equal the text encoder's output dim
+    enc_layers: int = 8  # transformer encoder layers
+    dec_layers: int = 8  # transformer decoder layers
+    heads: int = 4  # attention heads; must divide latent_dim
+    ff_dim: int = 1024  # hidden size of each layer's feed-forward block
+    dropout: float = 0.1  # dropout in the layers and on the positional encoding, in [0, 1)
+    activation: str = "gelu"  # feed-forward activation: "gelu" (paper) or "relu"
+    max_frames: int = 1000  # length of the positional-encoding table: the longest motion in frames
+    num_joints: int = 24  # joints per frame (SMPL's 24)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise MotionClipError(f"model config: {f.name} must be a positive integer, got {value!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise MotionClipError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.activation not in ("gelu", "relu"):
+            raise MotionClipError(f"model config: activation must be 'gelu' or 'relu', got {self.activation!r}")
+        if self.latent_dim % self.heads:
+            raise MotionClipError(
+                f"model config: latent_dim {self.latent_dim} is not divisible by heads {self.heads}; "
+                f"choose a number of heads that divides it (e.g. 4 or 8)"
+            )
+        if self.latent_dim % 2:
+            raise MotionClipError(f"model config: latent_dim must be even (sinusoidal positions), got {self.latent_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MotionCLIPConfig":
+        if not isinstance(d, dict):
+            raise MotionClipError(f"model config: expected a JSON object of fields, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise MotionClipError(f"model config: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+
+# Presets as data. "paper": the published settings. "small": trains on a 2-core CPU in minutes.
+# latent_dim is left to the text encoder (the trainer passes it) except where the paper fixes it.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(latent_dim=512, enc_layers=8, dec_layers=8, heads=4, ff_dim=1024, dropout=0.1),
+    "small": dict(enc_layers=4, dec_layers=4, heads=4, ff_dim=512, dropout=0.1),
+}
+
+
+def config_from_preset(name: str, **overrides: Any) -> MotionCLIPConfig:
+    """A preset's config with some fields replaced, e.g. config_from_preset("small", latent_dim=384)."""
+    if name not in PRESETS:
+        raise MotionClipError(f"unknown model preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    return MotionCLIPConfig.from_dict({**PRESETS[name], **overrides})
+
+
+def lengths_to_mask(lengths: Tensor | Sequence[int], num_frames: int | None = None,
+                    device: torch.device | str | None = None) -> Tensor:
+    """[B] frame counts -> [B, T] bool mask, True on the first lengths[b] frames; T = max(lengths) by default."""
+    lengths = torch.as_tensor(lengths, device=device).long()
+    T = int(lengths.max()) if num_frames is None else num_frames
+    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def sinusoidal_positions(n: int, dim: int) -> Tensor:
+    """[n, dim]: sin on even channels, cos on odd (Vaswani et al.)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe
+
+
+class MotionCLIP(nn.Module):
+    def __init__(self, config: MotionCLIPConfig):
+        super().__init__()
+        self.config = c = config
+        D, self.num_feats = c.latent_dim, c.num_joints * 6 + 3
+
+        self.pose_embedding = nn.Linear(self.num_feats, D)
+        self.mu_query = nn.Parameter(torch.randn(D))  # the prefix token whose output is z
+        # Derived from the config: not saved with the weights.
+        self.register_buffer("positions", sinusoidal_positions(c.max_frames, D), persistent=False)  # [max_frames, D]
+        self.pos_dropout = nn.Dropout(c.dropout)
+
+        def layer(kind):
+            return kind(D, c.heads, c.ff_dim, c.dropout, c.activation, batch_first=True)
+
+        # No nested tensors: the same numbers whether or not the fast inference path is taken.
+        self.encoder = nn.TransformerEncoder(layer(nn.TransformerEncoderLayer), c.enc_layers, enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), c.dec_layers)
+        self.head = nn.Linear(D, self.num_feats)
+        self.register_buffer("identity_6d", matrix_to_rot6d(torch.eye(3)), persistent=False)  # [6]
+
+    def _frame_mask(self, frames: Tensor | Sequence[int] | int, batch: int, device: torch.device) -> Tensor:
+        """A [B, T] mask from a mask, per-item lengths, or one length for all; checked."""
+        if isinstance(frames, int):
+            mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
+        elif isinstance(frames, Tensor) and frames.dtype == torch.bool:
+            mask = frames.to(device)
+        else:
+            mask = lengths_to_mask(frames, device=device)
+        if mask.dim() != 2 or mask.shape[0] != batch:
+            raise MotionClipError(f"the frame mask must be [batch={batch}, frames], got shape {list(mask.shape)}")
+        if mask.shape[1] > self.config.max_frames:
+            raise MotionClipError(f"{mask.shape[1]} frames is longer than this model's max_frames "
+                                  f"({self.config.max_frames}); ask for fewer frames")
+        if mask.shape[1] == 0 or not bool(mask.any(dim=1).all()):
+            raise MotionClipError("every motion needs at least one frame (a mask row or a length is empty)")
+        return mask
+
+    def encode(self, rot6d: Tensor, trans: Tensor, mask: Tensor | None = None) -> Tensor:
+        """rot6d [B, T, J, 6], trans [B, T, 3], mask [B, T] (None: all real) -> z [B, D]."""
+        B, T = rot6d.shape[:2]
+        J = self.config.num_joints
+        if rot6d.dim() != 4 or rot6d.shape[2:] != (J, 6) or trans.shape != (B, T, 3):
+            raise MotionClipError(f"encode expects rot6d [B, T, {J}, 6] and trans [B, T, 3], got "
+                                  f"{list(rot6d.shape)} and {list(trans.shape)}")
+        mask = self._frame_mask(T if mask is None else mask, B, rot6d.device)
+        if mask.shape[1] != T:
+            raise MotionClipError(f"the mask covers {mask.shape[1]} frames but the motion has {T}")
+        x = torch.cat([rot6d.flatten(2), trans], dim=-1)  # [B, T, F]
+        x = torch.where(mask[..., None], x, torch.zeros_like(x))  # padding may hold anything, even NaN
+        x = self.pos_dropout(self.pose_embedding(x) + self.positions[:T])  # [B, T, D]
+        x = torch.cat([self.mu_query.expand(B, 1, -1), x], dim=1)  # [B, 1 + T, D]
+        keep = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # the prefix token always attends
+        out = self.encoder(x, src_key_padding_mask=~keep)  # [B, 1 + T, D]
+        return out[:, 0]
+
+    def decode(self, z: Tensor, frames: Tensor | Sequence[int] | int) -> tuple[Tensor, Tensor]:
+        """z [B, D]; frames: a mask [B, T] bool, lengths [B], or one length for all.
+
+        Returns rot6d [B, T, J, 6] and trans [B, T, 3]; padded frames hold the identity and zero.
+        """
+        B = z.shape[0]
+        mask = self._frame_mask(frames, B, z.device)
+        T = mask.shape[1]
+        queries = self.pos_dropout(self.positions[:T].expand(B, T, -1))  # [B, T, D]: zeros + positions
+        out = self.decoder(queries, z[:, None, :], tgt_key_padding_mask=~mask)  # memory [B, 1, D]
+        out = self.head(out)  # [B, T, F]
+        rot6d = out[..., :-3].unflatten(-1, (self.config.num_joints, 6))  # [B, T, J, 6]
+        trans = out[..., -3:]  # [B, T, 3]
+        rot6d = torch.where(mask[..., None, None], rot6d, self.identity_6d.to(rot6d.dtype))
+        trans = torch.where(mask[..., None], trans, torch.zeros_like(trans))
+        return rot6d, trans
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The batch format of core/data/windows.py -> z [B, D], rot6d [B, T, J, 6], trans [B, T, 3]."""
+        z = self.encode(batch["rot6d"], batch["trans"], batch["mask"])
+        rot6d, trans = self.decode(z, batch["mask"])
+        return {"z": z, "rot6d": rot6d, "trans": trans}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

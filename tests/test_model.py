@@ -1,0 +1,175 @@
+"""The MotionCLIP auto-encoder: shapes, variable lengths, configs, gradients, a small overfit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from motionclip.core.errors import MotionClipError
+from motionclip.core.losses import motionclip_loss
+from motionclip.core.models import PRESETS, MotionCLIP, MotionCLIPConfig, config_from_preset, lengths_to_mask
+from motionclip.core.rotations import axis_angle_to_rot6d
+from motionclip.core.skeleton import neutral_skeleton
+
+IDENTITY = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
+def tiny(**kw) -> MotionCLIP:
+    torch.manual_seed(0)
+    cfg = dict(latent_dim=32, enc_layers=1, dec_layers=1, heads=2, ff_dim=64, dropout=0.1, max_frames=100)
+    return MotionCLIP(MotionCLIPConfig(**{**cfg, **kw}))
+
+
+def motions(lengths: list[int], T: int | None = None, seed: int = 0) -> dict:
+    """Smooth random motions in the batch format; padding is the identity, as collate_motion pads."""
+    g = torch.Generator().manual_seed(seed)
+    T = T or max(lengths)
+    B = len(lengths)
+    t = torch.linspace(0, 1, T)[None, :, None, None]
+    aa = 0.6 * torch.sin(6.0 * t * torch.rand(B, 1, 24, 3, generator=g) + 3 * torch.rand(B, 1, 24, 3, generator=g))
+    mask = lengths_to_mask(lengths, T)
+    rot6d = torch.where(mask[..., None, None], axis_angle_to_rot6d(aa), IDENTITY)
+    trans = torch.where(mask[..., None], torch.cumsum(0.02 * torch.randn(B, T, 3, generator=g), 1), 0.0)
+    return {"rot6d": rot6d, "trans": trans, "mask": mask, "length": torch.tensor(lengths),
+            "text": ["a person moves"] * B}
+
+
+@pytest.mark.parametrize("lengths", [[1], [7, 7], [60, 13, 1], [100, 50]])
+def test_shapes(lengths):
+    model = tiny()
+    batch = motions(lengths)
+    out = model(batch)
+    B, T = len(lengths), max(lengths)
+    assert out["z"].shape == (B, 32)
+    assert out["rot6d"].shape == (B, T, 24, 6) and out["trans"].shape == (B, T, 3)
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_latent_ignores_padding():
+    model = tiny().eval()
+    batch = motions([9, 4, 6], T=12, seed=1)
+    garbage = ~batch["mask"]
+    batch["rot6d"][garbage] = float("nan")  # whatever padding holds
+    batch["trans"][garbage] = 1e6
+    with torch.no_grad():
+        z = model.encode(batch["rot6d"], batch["trans"], batch["mask"])
+        for b, n in enumerate([9, 4, 6]):
+            alone = model.encode(batch["rot6d"][b:b + 1, :n], batch["trans"][b:b + 1, :n])
+            torch.testing.assert_close(z[b:b + 1], alone, atol=1e-5, rtol=1e-5)
+    # Deterministic in eval mode.
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(batch["rot6d"], batch["trans"], batch["mask"]), z, atol=0, rtol=0)
+
+
+def test_decode_lengths_and_padding():
+    model = tiny().eval()
+    z = torch.randn(3, 32)
+    lengths = [5, 2, 8]
+    with torch.no_grad():
+        rot6d, trans = model.decode(z, lengths)
+        assert rot6d.shape == (3, 8, 24, 6)
+        pad = ~lengths_to_mask(lengths)
+        assert torch.equal(rot6d[pad], IDENTITY.expand(int(pad.sum()), 24, 6))
+        assert torch.equal(trans[pad], torch.zeros(int(pad.sum()), 3))
+        # A mask, a tensor of lengths and a longer mask all give the same real frames.
+        for frames in (lengths_to_mask(lengths), torch.tensor(lengths), lengths_to_mask(lengths, 11)):
+            r, t = model.decode(z, frames)
+            torch.testing.assert_close(r[:, :8], rot6d, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(t[:, :8], trans, atol=1e-5, rtol=1e-5)
+        # One length for all; the item alone decodes the same.
+        r, _ = model.decode(z[1:2], 2)
+        torch.testing.assert_close(r, rot6d[1:2, :2], atol=1e-5, rtol=1e-5)
+
+
+def test_length_limits():
+    model = tiny(max_frames=20)
+    model.decode(torch.randn(1, 32), 20)
+    with pytest.raises(MotionClipError, match="max_frames"):
+        model.decode(torch.randn(1, 32), 21)
+    with pytest.raises(MotionClipError, match="at least one frame"):
+        model.decode(torch.randn(2, 32), [3, 0])
+    with pytest.raises(MotionClipError, match="rot6d"):
+        model.encode(torch.randn(1, 5, 22, 6), torch.randn(1, 5, 3))
+
+
+def test_presets_and_config_round_trip():
+    paper = config_from_preset("paper")
+    assert (paper.latent_dim, paper.enc_layers, paper.dec_layers, paper.heads, paper.ff_dim) == (512, 8, 8, 4, 1024)
+    small = config_from_preset("small", latent_dim=384)
+    assert small.latent_dim == 384 and small.enc_layers < paper.enc_layers
+    assert set(PRESETS) >= {"paper", "small"}
+    assert MotionCLIPConfig.from_dict(json.loads(json.dumps(small.to_dict()))) == small
+    print(f"\nparameters: paper {MotionCLIP(paper).num_parameters():,}, "
+          f"small@384 {MotionCLIP(small).num_parameters():,}")
+
+
+@pytest.mark.parametrize("bad, field", [
+    (dict(latent_dim=30, heads=4), "heads"),
+    (dict(enc_layers=0), "enc_layers"),
+    (dict(dec_layers=True), "dec_layers"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(activation="tanh"), "activation"),
+    (dict(max_frames=2.5), "max_frames"),
+])
+def test_bad_config_is_named(bad, field):
+    with pytest.raises(MotionClipError, match=field):
+        MotionCLIPConfig(**bad)
+
+
+def test_unknown_preset_and_field():
+    with pytest.raises(MotionClipError, match="paper, small"):
+        config_from_preset("huge")
+    with pytest.raises(MotionClipError, match="latent"):
+        MotionCLIPConfig.from_dict({"latent": 512})
+
+
+def test_gradient_reaches_every_parameter():
+    model = tiny(enc_layers=2, dec_layers=2)
+    batch = motions([10, 6])
+    out = model(batch)
+    loss = motionclip_loss(batch, out, neutral_skeleton(), text_emb=torch.randn(2, 32))["total"]
+    loss.backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead
+
+
+def test_overfits_one_batch():
+    model = tiny(latent_dim=64, enc_layers=2, dec_layers=2, heads=4, ff_dim=128, dropout=0.0)
+    batch = motions([24, 20, 16, 12], seed=5)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    skel = neutral_skeleton()
+    history = []
+    for _ in range(150):
+        loss = motionclip_loss(batch, model(batch), skel)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert history[-1] < history[0] / 20, (history[0], history[-1])
+
+
+def test_state_dict_round_trip():
+    model = tiny().eval()
+    state = model.state_dict()
+    assert not any("positions" in k or "identity" in k for k in state)  # derived from the config
+    again = MotionCLIP(MotionCLIPConfig.from_dict(model.config.to_dict()))
+    again.load_state_dict(state, strict=True)
+    again.eval()
+    batch = motions([8, 5], seed=6)
+    with torch.no_grad():
+        a, b = model(batch), again(batch)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    model = tiny().eval()
+    batch = motions([8, 5], seed=7)
+    with torch.no_grad():
+        cpu = model(batch)
+        gpu = model.cuda()({k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()})
+    for k in cpu:
+        torch.testing.assert_close(gpu[k].cpu(), cpu[k], atol=1e-4, rtol=1e-4)
