@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -155,6 +156,27 @@ def cmd_data_presets(args) -> int:
     return 0
 
 
+def cmd_train_autoencoder(args) -> int:
+    from motionclip.train.autoencoder import load_train_config, train_autoencoder
+
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "encoder": args.encoder,
+                 "seed": args.seed, "window": args.window, "min_window": args.min_window,
+                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
+                 "num_workers": args.workers, "text_cache": False if args.no_text_cache else None}
+    if args.resume:
+        from .run import read_config
+
+        saved = read_config(args.out)["train"]  # a resumed run keeps its settings
+        cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    else:
+        cfg = load_train_config(args.config or "small", overrides)
+    metrics = train_autoencoder(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = {k: metrics[k] for k in ("epoch", "train_total", "val_total", "val_mpjpe_mm", "samples_per_s") if k in metrics}
+        print(f"trained {args.out}: {json.dumps(shown)}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """The main job on the built-in default: import the bundled sample clip, write it as SMPL files."""
     from importlib import resources
@@ -253,6 +275,33 @@ def build_parser() -> argparse.ArgumentParser:
                         description="List the built-in joint mappings used to retarget BVH skeletons onto SMPL "
                                     "(detected from joint names; force one with --preset, or give --mapping FILE).")
     q.set_defaults(func=cmd_data_presets)
+
+    p = sub.add_parser("train", help="train models", description="Train the MotionCLIP auto-encoder (and, later, MoCLIP).")
+    tsub = p.add_subparsers(dest="train_command", metavar="MODEL")
+    tsub.required = True
+    q = tsub.add_parser("autoencoder", help="train the MotionCLIP auto-encoder on a dataset directory",
+                        description="Train the MotionCLIP auto-encoder on DIR (from `motionclip data import` / `synth`), "
+                                    "aligned with a frozen text encoder. Writes RUN/config.json, RUN/model.safetensors, "
+                                    "checkpoints, metrics.csv and TensorBoard logs. Several GPUs or nodes: launch with "
+                                    "`torchrun --nproc_per_node N -m motionclip.core.cli train autoencoder ...`.")
+    q.add_argument("--data", type=Path, required=True, metavar="DIR")
+    q.add_argument("--out", type=Path, required=True, metavar="RUN")
+    q.add_argument("--config", metavar="PRESET|FILE.json",
+                   help="training preset (small, paper, paper-clip) or a JSON file of TrainConfig fields (default small)")
+    q.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint, same settings")
+    q.add_argument("--epochs", type=_positive(int))
+    q.add_argument("--batch-size", type=_positive(int), help="global batch size (split over processes)")
+    q.add_argument("--lr", type=_positive(float))
+    q.add_argument("--encoder", help="text encoder: minilm (default, offline), clip:ViT-B/32, clip:/path/to/weights.pt")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--window", type=_positive(int), help="frames per training window (default 60)")
+    q.add_argument("--min-window", type=int, help="with it, windows of random length in [min, window]")
+    q.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick runs)")
+    q.add_argument("--checkpoint-every", type=_positive(int), help="epochs between checkpoints (default 1)")
+    q.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
+    q.add_argument("--no-text-cache", action="store_true", help="re-encode texts every batch (for benchmarks)")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=cmd_train_autoencoder)
 
     p = sub.add_parser("demo", help="import the bundled sample clip and write it as SMPL BVH / AMASS / HumanML3D",
                        description="Import the bundled CMU sample (a foreign BVH skeleton) into a dataset, retargeted "

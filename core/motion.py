@@ -197,11 +197,13 @@ class Motion:
         header = {"format": "motionclip-motion", "version": FORMAT_VERSION, "fps": self.fps, "meta": self.meta}
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-            zf.writestr("header.json", json.dumps(header))
+            # Fixed entry dates: the same motion always gives the same bytes.
+            entry = lambda name: zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(entry("header.json"), json.dumps(header))
             for name, arr in arrays.items():
                 b = io.BytesIO()
                 np.save(b, np.ascontiguousarray(arr), allow_pickle=False)
-                zf.writestr(f"{name}.npy", b.getvalue())
+                zf.writestr(entry(f"{name}.npy"), b.getvalue())
         atomic_write_bytes(path, buf.getvalue())
         return path
 

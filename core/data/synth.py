@@ -27,9 +27,14 @@ import torch
 from tqdm import tqdm
 
 from .. import rotations as R
+from ..errors import MotionClipError
 from ..motion import Motion
 from ..skeleton import JOINT_NAMES, neutral_skeleton
 from .dataset_dir import DatasetIndex
+
+
+class SynthError(MotionClipError):
+    """A bad action name or generation parameter."""
 
 J = {n: i for i, n in enumerate(JOINT_NAMES)}
 SIDES = ("left", "right")
@@ -605,20 +610,20 @@ def generate_clip(action: str, rng: np.random.Generator, fps: float = 30.0, **pa
     `rng`; pass any of them as a keyword to fix it. The Motion's meta records them all.
     """
     if action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}; known actions: {', '.join(ACTIONS)}")
+        raise SynthError(f"unknown action {action!r}; known actions: {', '.join(ACTIONS)}")
     unknown = set(params) - {"tempo", "amplitude", "side", "direction", "duration"}
     if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; use tempo, amplitude, side, direction, duration")
+        raise SynthError(f"unknown parameter(s) {sorted(unknown)}; use tempo, amplitude, side, direction, duration")
     fn, (dmin, dmax), sided, dirs = ACTIONS[action]
     lo, hi = {"walk": (0.75, 1.3), "run": (0.8, 1.3)}.get(action, (0.7, 1.4))
     p = {"duration": rng.uniform(dmin, dmax), "tempo": rng.uniform(lo, hi), "amplitude": rng.uniform(0.8, 1.2),
          "side": SIDES[int(rng.integers(2))], "direction": dirs[int(rng.integers(len(dirs)))] if dirs else None}
     p.update(params)
     if p["side"] not in SIDES or (dirs and p["direction"] not in dirs):
-        raise ValueError(f"side must be 'left' or 'right' and direction one of {sorted(set(dirs or [None]))}"
+        raise SynthError(f"side must be 'left' or 'right' and direction one of {sorted(set(dirs or [None]))}"
                          f" for {action}, got side={p['side']!r}, direction={p['direction']!r}")
     if not (float(p["duration"]) >= 1.0 and float(p["tempo"]) > 0 and float(p["amplitude"]) > 0 and fps > 0):
-        raise ValueError(f"need duration >= 1 s and positive tempo, amplitude and fps, got {p} at {fps} fps")
+        raise SynthError(f"need duration >= 1 s and positive tempo, amplitude and fps, got {p} at {fps} fps")
     c = _Clip(rng, fps, float(p["duration"]), float(p["tempo"]), float(p["amplitude"]), str(p["side"]),
               p["direction"] if dirs else None)
     _posture_noise(c)
@@ -641,13 +646,13 @@ def synthesize(out_dir, clips: int, seed: int = 0, fps: float = 30.0, actions: l
     the same clips.
     """
     if int(clips) <= 0:
-        raise ValueError(f"clips must be a positive number of clips to generate, got {clips}")
+        raise SynthError(f"clips must be a positive number of clips to generate, got {clips}")
     if int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise SynthError(f"seed must be a non-negative integer, got {seed}")
     names = list(ACTIONS) if not actions else [a.strip() for a in actions]
     bad = [a for a in names if a not in ACTIONS]
     if bad:
-        raise ValueError(f"unknown action(s) {', '.join(map(repr, bad))}; known actions: {', '.join(ACTIONS)}")
+        raise SynthError(f"unknown action(s) {', '.join(map(repr, bad))}; known actions: {', '.join(ACTIONS)}")
     index = DatasetIndex.open_or_create(out_dir, fps)
     entries, threads = [], torch.get_num_threads()
     torch.set_num_threads(1)  # tensors of a few hundred frames: extra threads only add overhead (a lot, on a busy CPU)

@@ -1,0 +1,376 @@
+"""Training the MotionCLIP auto-encoder: one process, or many under torchrun (PyTorch DDP).
+
+    motionclip train autoencoder --data DIR --out RUN [--config small|paper|FILE.json] [--resume]
+    torchrun --nproc_per_node N -m motionclip.core.cli train autoencoder ...   (multi-GPU / multi-node)
+
+Each epoch re-seeds every random source from (seed, epoch): the window sampler, window
+lengths, text choice, mirroring and dropout. A run resumed from an epoch checkpoint therefore
+continues the very same loss curve. Text embeddings are computed once per unique text and
+cached (the text encoder is frozen); MotionCLIP's own code recomputed them at every step.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from motionclip.core.errors import MotionClipError
+from motionclip.core.losses import LossWeights, motionclip_loss
+from motionclip.core.models.motionclip import PRESETS as MODEL_PRESETS
+from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
+from motionclip.core.rotations import rot6d_to_matrix
+from motionclip.core.run import CONFIG, WEIGHTS, load_state_into, load_weights, save_weights, write_config
+from motionclip.core.skeleton import neutral_skeleton
+
+CKPT_DIR = "checkpoints"
+
+
+class TrainError(MotionClipError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (a preset, a JSON file, or both with command-line overrides)."""
+
+    model: str = "small"  # model preset (core/models/motionclip.py PRESETS)
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"enc_layers": 2}
+    encoder: str = "minilm"  # text encoder spec (motionclip.core.encoders.load_encoder)
+    epochs: int = 20
+    batch_size: int = 20  # global batch, split evenly over processes
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    window: int = 60  # frames per training window (the paper's 60 at 30 fps)
+    min_window: int = 0  # > 0: variable-length windows in [min_window, window]
+    stride: int = 0  # frames between window starts; 0 = half a window
+    mirror_prob: float = 0.5  # mirroring augmentation (left/right swapped in the text too)
+    loss: dict[str, float] = field(default_factory=lambda: LossWeights().to_dict())
+    seed: int = 0
+    checkpoint_every: int = 1  # epochs between checkpoints (one is always written at the end)
+    max_steps_per_epoch: int = 0  # > 0: cut epochs short (quick runs, benchmarks)
+    text_cache: bool = True  # embed each text once; False recomputes per batch (benchmark only)
+    num_workers: int = 0
+    amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_PRESETS:
+            raise TrainError(f"unknown model preset {self.model!r}; presets: {', '.join(MODEL_PRESETS)}")
+        for name in ("epochs", "batch_size", "window", "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise TrainError(f"training config: {name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise TrainError(f"training config: lr must be positive, got {self.lr!r}")
+        if not 0.0 <= self.mirror_prob <= 1.0:
+            raise TrainError(f"training config: mirror_prob must be in [0, 1], got {self.mirror_prob!r}")
+        if self.min_window > self.window:
+            raise TrainError(f"training config: min_window {self.min_window} exceeds window {self.window}")
+        LossWeights(**self.loss)  # validates the names and values
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], origin: str = "training config") -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TrainError(f"{origin}: unknown field(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise TrainError(f"{origin}: {exc}") from None
+
+
+# Training presets, as data. "small": trains on a 2-core CPU; "paper": MotionCLIP's settings
+# (with the paper's CLIP ViT-B/32 text encoder in "paper-clip").
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "small": dict(model="small", epochs=20, batch_size=20),
+    "paper": dict(model="paper", epochs=100, batch_size=20),
+    "paper-clip": dict(model="paper", epochs=100, batch_size=20, encoder="clip:ViT-B/32"),
+}
+
+
+def load_train_config(spec: str | None, overrides: dict[str, Any]) -> TrainConfig:
+    base: dict[str, Any] = {}
+    if spec:
+        if spec in TRAIN_PRESETS:
+            base = dict(TRAIN_PRESETS[spec])
+        elif spec.endswith(".json") or os.path.sep in spec:
+            path = Path(spec)
+            if not path.is_file():
+                raise TrainError(f"training config file not found: {path}")
+            try:
+                base = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise TrainError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        else:
+            raise TrainError(f"unknown training preset {spec!r}; presets: {', '.join(TRAIN_PRESETS)}, or a .json file")
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(base, spec or "training config")
+
+
+# --- distributed -------------------------------------------------------------------------------------------
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; NCCL on GPUs, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return Dist(rank, world, local, device)
+
+
+def _barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def _all_mean(values: dict[str, float], d: Dist) -> dict[str, float]:
+    if d.world == 1 or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    return {k: float(v) / d.world for k, v in zip(keys, t)}
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+
+def _save_checkpoint(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, step: int) -> None:
+    """Weights + optimizer tensors in safetensors, counters and param groups in the metadata (no pickle)."""
+    state = opt.state_dict()
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for pid, s in state["state"].items():
+        for k, v in s.items():
+            tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    meta = {"epoch": str(epoch), "step": str(step), "param_groups": json.dumps(state["param_groups"])}
+    save_weights(tensors, run / CKPT_DIR / "last.safetensors", metadata=meta)
+
+
+def _load_checkpoint(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, int]:
+    tensors, meta = load_weights(run / CKPT_DIR / "last.safetensors")
+    load_state_into(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(run / CKPT_DIR))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["epoch"]), int(meta["step"])
+
+
+# --- training ---------------------------------------------------------------------------------------------------
+
+def _text_lookup(cfg: TrainConfig, encoder, data: Path, d: Dist, progress: bool):
+    """texts -> [B, D] embeddings: from the cache (computed once, by rank 0) or the encoder each time."""
+    if not cfg.text_cache:
+        return lambda texts: encoder.encode_text(texts)
+    from motionclip.core.encoders.cache import TextEmbeddingCache, cache_dataset_texts
+
+    if d.main:
+        cache_dataset_texts(data, encoder, progress=progress)
+    _barrier(d)
+    cache = TextEmbeddingCache(data / "cache", encoder)
+    return lambda texts: cache.get(texts)
+
+
+def _mpjpe_mm(batch: dict[str, Any], out: dict[str, torch.Tensor], skeleton) -> float:
+    mask = batch["mask"]
+    rest = skeleton.rest_joints.to(out["rot6d"].device)
+    from motionclip.core.skeleton import forward_kinematics
+
+    a = forward_kinematics(rot6d_to_matrix(out["rot6d"][mask].float()), rest, out["trans"][mask].float())[0]
+    b = forward_kinematics(rot6d_to_matrix(batch["rot6d"][mask]), rest, batch["trans"][mask])[0]
+    return float((a - b).norm(dim=-1).mean()) * 1000.0
+
+
+def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False,
+                      progress: bool = True) -> dict[str, Any]:
+    """Train; returns the final metrics. Writes the run directory at `out` (see motionclip.core.run)."""
+    from motionclip.core.data.windows import MotionWindows, collate_motion
+    from motionclip.core.encoders import load_encoder
+
+    data, run = Path(data), Path(out)
+    d = setup_distributed()
+    if cfg.batch_size % d.world:
+        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
+    if run.exists() and (run / CONFIG).exists() and not resume:
+        raise TrainError(f"{run} already holds a run; pass --resume to continue it, or choose another --out")
+    if resume and not (run / CKPT_DIR / "last.safetensors").is_file():
+        raise TrainError(f"{run}: nothing to resume (no {CKPT_DIR}/last.safetensors)")
+    torch.manual_seed(cfg.seed)
+
+    encoder = load_encoder(cfg.encoder, device=d.device)
+    texts_to_emb = _text_lookup(cfg, encoder, data, d, progress and d.main)
+    window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
+    train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None,
+                              mirror_prob=cfg.mirror_prob, seed=cfg.seed)
+    try:
+        val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
+    except MotionClipError:
+        val_set = None  # a small dataset may have no validation clip long enough
+    local_batch = cfg.batch_size // d.world
+    if len(train_set) < cfg.batch_size:
+        raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
+                         f"{cfg.batch_size}; lower --batch-size or add data")
+    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate_motion,
+                        num_workers=cfg.num_workers, drop_last=True)
+
+    model_cfg = config_from_preset(cfg.model, **{"latent_dim": encoder.dim, **cfg.model_overrides})
+    if model_cfg.latent_dim != encoder.dim:
+        raise TrainError(f"latent_dim {model_cfg.latent_dim} must equal the text encoder's dimension {encoder.dim}")
+    model = MotionCLIP(model_cfg).to(d.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_epoch, step = 0, 0
+    if resume:
+        start_epoch, step = _load_checkpoint(run, model, opt)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
+    skeleton = neutral_skeleton()
+    weights = LossWeights(**cfg.loss)
+    amp = cfg.amp and d.device.type == "cuda"
+
+    run_config = {"model": model_cfg.to_dict(), "encoder": {"spec": cfg.encoder, **encoder.identity()},
+                  "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps,
+                                                   "train_windows": len(train_set)},
+                  "world_size": d.world, "parameters": model.num_parameters()}
+    writer = None
+    if d.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_config(run, run_config)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(run / "tb"))
+        except ImportError:
+            print("tensorboard is not installed: logging to metrics.csv only (pip install tensorboard)")
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        # Everything random in this epoch follows from (seed, epoch): exact resume.
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        n, z_norm, t0 = 0, 0.0, time.perf_counter()
+        steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+        bar = None
+        if progress and d.main:
+            from tqdm import tqdm
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+        for i, batch in enumerate(loader):
+            if i >= steps:
+                break
+            batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            text_emb = texts_to_emb(batch["text"]).to(d.device)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                out = ddp(batch)
+            losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, skeleton.to(d.device),
+                                     text_emb=text_emb, weights=weights)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            n += 1
+            z_norm += float(out["z"].detach().float().norm(dim=-1).mean())
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        train_m = _all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
+        train_m["latent_norm"] = _all_mean({"z": z_norm / max(n, 1)}, d)["z"]
+        val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d) if val_set else {}
+        metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
+                   "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
+        if d.main:
+            _log(run, metrics, writer)
+            last = epoch + 1 == cfg.epochs
+            if last or (epoch + 1) % cfg.checkpoint_every == 0:
+                _save_checkpoint(run, model, opt, epoch + 1, step)
+                save_weights(model.state_dict(), run / WEIGHTS)
+                run_config["metrics"] = metrics
+                run_config["latent_norm"] = metrics["latent_norm"]
+                write_config(run, run_config)
+        _barrier(d)
+    if writer is not None:
+        writer.close()
+    if d.world > 1:
+        dist.destroy_process_group()
+    return metrics
+
+
+@torch.no_grad()
+def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig, d: Dist) -> dict[str, float]:
+    """Validation losses and reconstruction MPJPE (mm) over the whole val split, on every rank's share."""
+    from motionclip.core.data.windows import collate_motion
+
+    model.eval()
+    idx = list(range(d.rank, len(val_set), d.world))
+    sums: dict[str, float] = {}
+    n = 0
+    for s in range(0, len(idx), cfg.batch_size):
+        batch = collate_motion([val_set[i] for i in idx[s:s + cfg.batch_size]])
+        batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        out = model(batch)
+        losses = motionclip_loss(batch, out, skeleton.to(d.device), text_emb=texts_to_emb(batch["text"]).to(d.device),
+                                 weights=weights)
+        for k, v in losses.items():
+            sums[f"val_{k}"] = sums.get(f"val_{k}", 0.0) + float(v)
+        sums["val_mpjpe_mm"] = sums.get("val_mpjpe_mm", 0.0) + _mpjpe_mm(batch, out, skeleton)
+        n += 1
+    return _all_mean({k: v / max(n, 1) for k, v in sums.items()}, d)
+
+
+def _log(run: Path, metrics: dict[str, Any], writer) -> None:
+    path = run / "metrics.csv"
+    rows = []
+    if path.is_file():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < metrics["epoch"]]  # a resumed run rewrites
+    rows.append({k: metrics[k] for k in metrics})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    if writer is not None:
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and k not in ("epoch", "step") and math.isfinite(v):
+                writer.add_scalar(k, v, metrics["step"])
+        writer.flush()
