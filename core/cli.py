@@ -177,6 +177,85 @@ def cmd_train_autoencoder(args) -> int:
     return 0
 
 
+def _model(args):
+    from .inference import MotionModel
+
+    return MotionModel(args.checkpoint, device=args.device)
+
+
+def _motion_or_prompt(text: str):
+    """A motion file when the argument names an existing file, else a prompt."""
+    from .io import load_motion
+
+    return load_motion(text) if Path(text).is_file() else text
+
+
+def _write(motion, path: Path) -> None:
+    from .io import save_motion
+
+    save_motion(motion, path)
+    print(f"wrote {path}: {motion.num_frames} frames at {motion.fps:g} fps")
+
+
+def cmd_generate(args) -> int:
+    m = _model(args).generate(args.prompt, frames=args.frames, seconds=args.seconds, fps=args.fps, seed=args.seed)
+    _write(m, args.out)
+    return 0
+
+
+def cmd_recognize(args) -> int:
+    from .io import load_motion
+
+    labels = [l.strip() for l in args.labels.split(",") if l.strip()]
+    ranked = _model(args).recognize(load_motion(args.motion), labels)[: args.top]
+    if args.json:
+        print(json.dumps([{"label": l, "score": round(s, 6)} for l, s in ranked]))
+    else:
+        for l, s in ranked:
+            print(f"{s:7.4f}  {l}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    model = _model(args)
+    a, b = _motion_or_prompt(args.a), _motion_or_prompt(args.b)
+    alphas = [float(x) for x in args.alpha.split(",")] if args.alpha else [0.5]
+    motions = model.interpolate(a, b, alphas, frames=args.frames, seconds=args.seconds, fps=args.fps)
+    for alpha, m in zip(alphas, motions):
+        out = args.out if len(motions) == 1 else args.out.with_name(f"{args.out.stem}_{alpha:g}{args.out.suffix}")
+        _write(m, out)
+    return 0
+
+
+def cmd_edit(args) -> int:
+    from .io import load_motion
+
+    m = _model(args).edit(load_motion(args.motion), args.source, args.target, strength=args.strength)
+    _write(m, args.out)
+    return 0
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+
+
+def _add_length_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--frames", type=int, help="length in frames")
+    g.add_argument("--seconds", type=float, help="length in seconds (default 4)")
+    p.add_argument("--fps", type=float, help="frame rate of the output (default: the model's, 30)")
+
+
+def cmd_eval(args) -> int:
+    from motionclip.train.evaluate import evaluate, format_table
+
+    result = evaluate(args.checkpoint, args.data, split=args.split, source=args.source, seeds=args.seeds,
+                      device=args.device)
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0
+
+
 def cmd_demo(args) -> int:
     """The main job on the built-in default: import the bundled sample clip, write it as SMPL files."""
     from importlib import resources
@@ -302,6 +381,59 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-text-cache", action="store_true", help="re-encode texts every batch (for benchmarks)")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=cmd_train_autoencoder)
+
+    p = sub.add_parser("generate", help="text to motion",
+                       description="Generate a motion from a text prompt and write it by extension: .bvh, .npz "
+                                   "(AMASS), .json, .motion, .npy (HumanML3D joints).")
+    p.add_argument("prompt")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    _add_length_options(p)
+    p.add_argument("--seed", type=int, help="variation seed: the same seed gives the same motion")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("recognize", help="rank action labels for a motion clip (zero-shot)",
+                       description="Rank text labels by how well they match a motion clip in the shared latent space.")
+    p.add_argument("motion", type=Path, metavar="MOTION_FILE")
+    p.add_argument("--labels", required=True, help='comma-separated labels, e.g. "walk,run,jump"')
+    p.add_argument("--top", type=_positive(int), default=10, help="show the best K (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_recognize)
+
+    p = sub.add_parser("interpolate", help="blend two prompts or two clips",
+                       description="Blend two prompts or two motion files (each argument is a file if it exists, "
+                                   "else a prompt) through their latents; several --alpha values write several files.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument("--alpha", help="blend factor(s) in [0, 1], comma-separated (default 0.5)")
+    _add_length_options(p)
+    _add_model_options(p)
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("edit", help="edit a clip along a text direction",
+                       description='Move a motion along a text direction in the latent space, e.g. --from "walk" '
+                                   '--to "walk happily".')
+    p.add_argument("motion", type=Path, metavar="MOTION_FILE")
+    p.add_argument("--from", dest="source", required=True, metavar="TEXT")
+    p.add_argument("--to", dest="target", required=True, metavar="TEXT")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("eval", help="evaluate a trained model on a held-out split",
+                       description="Reconstruction MPJPE, zero-shot recognition top-1/top-5 over the split's action "
+                                   "labels, and the share of generated motions recognised as their prompt's action.")
+    p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--source", help="only clips whose texts came from this source, e.g. bandai-namco")
+    p.add_argument("--seeds", type=_positive(int), default=5, help="generated motions per action (default 5)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="import the bundled sample clip and write it as SMPL BVH / AMASS / HumanML3D",
                        description="Import the bundled CMU sample (a foreign BVH skeleton) into a dataset, retargeted "

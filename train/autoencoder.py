@@ -153,13 +153,19 @@ def _barrier(d: Dist) -> None:
         dist.barrier()
 
 
-def _all_mean(values: dict[str, float], d: Dist) -> dict[str, float]:
+def _all_sum(values: dict[str, float], d: Dist) -> dict[str, float]:
+    """Sum over processes; every process must pass the same keys."""
     if d.world == 1 or not values:
         return values
     keys = sorted(values)
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
     dist.all_reduce(t)
-    return {k: float(v) / d.world for k, v in zip(keys, t)}
+    summed = {k: float(v) for k, v in zip(keys, t)}
+    return {k: summed[k] for k in values}  # the caller's order (metrics.csv columns as with one process)
+
+
+def _all_mean(values: dict[str, float], d: Dist) -> dict[str, float]:
+    return {k: v / d.world for k, v in _all_sum(values, d).items()}
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------------
@@ -196,7 +202,19 @@ def _text_lookup(cfg: TrainConfig, encoder, data: Path, d: Dist, progress: bool)
     from motionclip.core.encoders.cache import TextEmbeddingCache, cache_dataset_texts
 
     if d.main:
-        cache_dataset_texts(data, encoder, progress=progress)
+        cache = cache_dataset_texts(data, encoder, progress=progress)
+        if cfg.mirror_prob > 0:
+            # Mirrored items carry left/right-swapped texts that the dataset's own texts may not include. Embed
+            # them now, in a fixed order: embedded lazily, a text's numbers would depend on which texts shared its
+            # batch (padding, batch size) - that is, on the run's history - breaking exact resume and DDP parity.
+            from motionclip.core.data.dataset_dir import DatasetIndex
+            from motionclip.core.data.texts import mirror_text
+
+            mirrored = [mirror_text(t) for e in DatasetIndex.load(data).entries() for t in e["texts"]]
+            missing = [t for t in dict.fromkeys(mirrored) if t not in cache]
+            if missing:
+                cache.get(missing)
+                cache.save()
     _barrier(d)
     cache = TextEmbeddingCache(data / "cache", encoder)
     return lambda texts: cache.get(texts)
@@ -340,7 +358,9 @@ def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig,
 
     model.eval()
     idx = list(range(d.rank, len(val_set), d.world))
-    sums: dict[str, float] = {}
+    # Means over items, summed over all processes (a process may have fewer items, or none): the same
+    # numbers whatever the number of processes. Every process reduces the same keys.
+    sums: dict[str, float] = {f"val_{k}": 0.0 for k in ("rc", "rcxyz", "vel", "text", "total", "mpjpe_mm")}
     n = 0
     for s in range(0, len(idx), cfg.batch_size):
         batch = collate_motion([val_set[i] for i in idx[s:s + cfg.batch_size]])
@@ -348,11 +368,14 @@ def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig,
         out = model(batch)
         losses = motionclip_loss(batch, out, skeleton.to(d.device), text_emb=texts_to_emb(batch["text"]).to(d.device),
                                  weights=weights)
+        b = len(batch["text"])
         for k, v in losses.items():
-            sums[f"val_{k}"] = sums.get(f"val_{k}", 0.0) + float(v)
-        sums["val_mpjpe_mm"] = sums.get("val_mpjpe_mm", 0.0) + _mpjpe_mm(batch, out, skeleton)
-        n += 1
-    return _all_mean({k: v / max(n, 1) for k, v in sums.items()}, d)
+            sums[f"val_{k}"] = sums.get(f"val_{k}", 0.0) + float(v) * b
+        sums["val_mpjpe_mm"] += _mpjpe_mm(batch, out, skeleton) * b
+        n += b
+    totals = _all_sum({**sums, "_items": float(n)}, d)
+    n = totals.pop("_items")
+    return {k: v / max(n, 1) for k, v in totals.items()}
 
 
 def _log(run: Path, metrics: dict[str, Any], writer) -> None:
