@@ -3,3 +3,17 @@
 
 class MotionClipError(ValueError):
     """Bad input (a file, a field, a value); the message names it and says what to do."""
+
+
+def read_json(path, error: type[MotionClipError] = MotionClipError, what: str = "file"):
+    """Parse a JSON file; a missing file or invalid JSON becomes `error` naming the file and line."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import MotionClipError
+from .errors import MotionClipError, read_json
 from .motion import atomic_write_bytes, atomic_write_text
 
 RUN_FORMAT = "motionclip-run"
@@ -68,10 +68,7 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise RunError(f"{run_dir}: no such run directory")
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run directory (no {CONFIG}); give the folder `motionclip train` wrote")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    config = read_json(path, RunError)
     if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
         raise RunError(f"{path}: not a motionclip run config (expected \"format\": \"{RUN_FORMAT}\")")
     for key in ("model", "encoder"):

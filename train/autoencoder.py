@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from motionclip.core.errors import MotionClipError
+from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.losses import LossWeights, motionclip_loss
 from motionclip.core.models.motionclip import PRESETS as MODEL_PRESETS
 from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
@@ -105,13 +105,7 @@ def load_train_config(spec: str | None, overrides: dict[str, Any]) -> TrainConfi
         if spec in TRAIN_PRESETS:
             base = dict(TRAIN_PRESETS[spec])
         elif spec.endswith(".json") or os.path.sep in spec:
-            path = Path(spec)
-            if not path.is_file():
-                raise TrainError(f"training config file not found: {path}")
-            try:
-                base = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise TrainError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+            base = read_json(spec, TrainError, "training config file")
         else:
             raise TrainError(f"unknown training preset {spec!r}; presets: {', '.join(TRAIN_PRESETS)}, or a .json file")
     base.update({k: v for k, v in overrides.items() if v is not None})

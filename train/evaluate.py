@@ -41,7 +41,9 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", source: str
     if not entries:
         raise MotionClipError(f"{data}: split {split!r} has no clip with an action label"
                               + (f" from {source!r}" if source else ""))
-    actions = sorted({e["action"] for e in entries})
+    # Rank against every action of the source, not only those that happen to be in this split.
+    actions = sorted({e["action"] for e in index.entries() if "action" in e
+                      and (source is None or e.get("text_source") == source)})
     prompts = [action_prompt(a) for a in actions]
     label_emb = torch.nn.functional.normalize(model.encoder.encode_text(prompts, to_cpu=False).float(), dim=-1)
     rest = model.skeleton.rest_joints.to(model.device)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import MotionClipError
+from ..errors import MotionClipError, read_json
 from ..motion import MOTION_SUFFIX, Motion, atomic_write_text
 
 INDEX_NAME = "index.json"
@@ -65,10 +65,7 @@ class DatasetIndex:
         if not path.is_file():
             raise DatasetError(f"{root}: not a dataset (no {INDEX_NAME}); create one with `motionclip data import` "
                                f"or `motionclip data synth`")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        data = read_json(path, DatasetError)
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("clips"), list):
             raise DatasetError(f"{path}: not a motionclip dataset index (expected \"format\": \"{FORMAT}\" and a clips list)")
         clips: dict[str, dict[str, Any]] = {}

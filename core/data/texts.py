@@ -16,7 +16,7 @@ import random
 import re
 from pathlib import Path
 
-from ..errors import MotionClipError
+from ..errors import MotionClipError, read_json
 
 
 class TextsError(MotionClipError):
@@ -141,10 +141,7 @@ def load_user_texts(path: str | Path) -> dict[str, list[str]]:
         raise TextsError(f"texts file not found: {path}")
     out: dict[str, list[str]] = {}
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise TextsError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        data = read_json(path, TextsError)
         if not isinstance(data, dict):
             raise TextsError(f"{path}: expected a JSON object mapping file names to a text or a list of texts")
         for k, v in data.items():

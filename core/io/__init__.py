@@ -7,10 +7,9 @@ Writable: .bvh (SMPL skeleton), .npz (AMASS-style), .json, .motion, .npy (HumanM
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..errors import MotionClipError
+from ..errors import MotionClipError, read_json
 from ..motion import MOTION_SUFFIX, Motion
 from ..skeleton import Skeleton
 from .retarget import Mapping, RetargetReport, retarget
@@ -61,10 +60,7 @@ def load_source_motion(path: str | Path, format: str | None = None, mapping: Map
     if fmt == "motion":
         return Motion.load(path), None
     # JSON: our own motion, or a DeepMimic clip.
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    data = read_json(path, FormatError)
     from .deepmimic import is_deepmimic, needs_retiming, read_deepmimic, uniform_positions
     from .json_motion import dict_to_motion
 

@@ -36,7 +36,7 @@ from torch import Tensor
 from .. import rotations as R
 from ..motion import Motion, facing_from_joints
 from ..skeleton import PARENT_OR_SELF, JOINT_NAMES, PARENTS, Skeleton, chain_positions, neutral_skeleton
-from ..errors import MotionClipError
+from ..errors import MotionClipError, read_json
 from .source import SourceClip, ancestors_closure, source_fk
 
 REQUIRED = ("Pelvis", "L_Hip", "R_Hip")
@@ -92,12 +92,7 @@ class Mapping:
     @classmethod
     def load(cls, path: str | Path) -> "Mapping":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RetargetError(f"mapping file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise RetargetError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        data = read_json(path, RetargetError, "mapping file")
         return cls.from_dict(data, str(path))
 
     def resolve(self, source_names: list[str]) -> dict[str, int]:
