@@ -445,7 +445,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the version, the torch device, and which rest skeleton is in use.")
     p.add_argument("--smpl-model", type=Path)
     p.set_defaults(func=cmd_info)
+
+    # Subcommands that live beside their code: each module has register(subparsers).
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return ap
+
+
+# One line per module; each module imports its heavy dependencies inside its commands only.
+_COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,14 +16,9 @@ import torch
 from torch import Tensor
 
 from .errors import MotionClipError
+# The joint order and parents are the wire protocol's (one definition, standard library only).
+from .protocol import JOINT_NAMES, NUM_JOINTS, PARENTS
 
-JOINT_NAMES: tuple[str, ...] = (
-    "Pelvis", "L_Hip", "R_Hip", "Spine1", "L_Knee", "R_Knee", "Spine2", "L_Ankle",
-    "R_Ankle", "Spine3", "L_Foot", "R_Foot", "Neck", "L_Collar", "R_Collar", "Head",
-    "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Hand", "R_Hand",
-)
-PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
-NUM_JOINTS = 24
 # Index of each joint's mirror image (left <-> right).
 MIRROR: tuple[int, ...] = tuple(
     JOINT_NAMES.index(n.replace("L_", "#").replace("R_", "L_").replace("#", "R_")) for n in JOINT_NAMES

@@ -13,9 +13,10 @@ import torch
 
 from ..errors import MotionClipError
 from ..motion import Motion, atomic_write_text
+from ..protocol import MOTION_FORMAT
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 
-FORMAT = "motionclip-json"
+FORMAT = MOTION_FORMAT
 
 
 class JsonMotionError(MotionClipError):
