@@ -96,7 +96,7 @@ def cmd_data_import(args) -> int:
     result = import_files(
         args.paths, args.out, fps=args.fps, format=args.format, mapping=_mapping(args), texts_file=args.texts,
         up=args.up, canonicalize=not args.no_canonicalize, extra_frames=args.extra_frames, splits=args.splits,
-        split_seed=args.split_seed, skeleton=_skeleton(args),
+        split_seed=args.split_seed, split_by=args.split_by, skeleton=_skeleton(args),
         progress=None if args.quiet else (lambda it: tqdm(it, desc="importing", unit="file")),
     )
     for e in result.imported if args.verbose else []:
@@ -281,6 +281,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_export_run(args) -> int:
+    from .run import WEIGHTS, export_run
+
+    out = export_run(args.run, args.out, half=args.float16)
+    size = (out / WEIGHTS).stat().st_size / 2**20
+    print(f"exported {args.run} -> {out} ({size:.1f} MB of weights{', float16' if args.float16 else ''})")
+    return 0
+
+
 def cmd_info(args) -> int:
     import torch
 
@@ -328,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--splits", type=_floats, default=(0.8, 0.1, 0.1), metavar="TRAIN,VAL,TEST",
                    help="split ratios by clip (default 0.8,0.1,0.1)")
     q.add_argument("--split-seed", type=int, default=0, help="seed of the deterministic split (default 0)")
+    q.add_argument("--split-by", metavar="LABEL", help="split by a label the clips share instead of by clip "
+                   "(e.g. style: every clip of a Bandai-Namco style lands in the same split, so the test "
+                   "split holds styles never trained on); clips without that label split by clip")
     q.add_argument("--no-canonicalize", action="store_true", help="keep the source's placement and facing")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--verbose", action="store_true", help="one line per imported clip")
@@ -440,6 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "to SMPL, and write it as sample_smpl.bvh, sample_smpl.npz and sample_humanml3d.npy.")
     p.add_argument("--out", type=Path, default=Path("demo"), metavar="DIR", help="output folder (default ./demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("export-run", help="copy a trained run's model for shipping (no checkpoints or logs)",
+                       description="Write RUN's config.json and weights to OUT, optionally as float16 (half the size; "
+                                   "loads back as float32). Checkpoints, optimizer state and logs are left behind.")
+    p.add_argument("run", type=Path, metavar="RUN", help="a run directory written by `motionclip train`")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--float16", action="store_true", help="store the weights as float16")
+    p.set_defaults(func=cmd_export_run)
 
     p = sub.add_parser("info", help="version, device and skeleton in use",
                        description="Print the version, the torch device, and which rest skeleton is in use.")

@@ -106,3 +106,18 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     tensors, _ = load_weights(run_dir / WEIGHTS)
     load_state_into(model, tensors, str(run_dir / WEIGHTS))
     return model.to(device).eval(), config
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, half: bool = False) -> Path:
+    """A clean copy of a run for shipping: config.json and the weights (float16 with ``half``),
+    without checkpoints, optimizer state or logs. Loads first, so a broken run is never exported."""
+    run_dir, out = Path(run_dir), Path(out)
+    config = read_config(run_dir)
+    model, _ = load_model(run_dir)
+    if out.resolve() == run_dir.resolve():
+        raise RunError(f"{out}: export into a different folder than the run itself")
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(model.state_dict(), out / WEIGHTS, metadata={"exported_from": run_dir.name,
+                                                               "dtype": "float16" if half else "float32"}, half=half)
+    write_config(out, {k: v for k, v in config.items() if k not in ("format", "version")})
+    return out

@@ -103,6 +103,19 @@ def test_bandai_labels_from_the_shared_folder(bandai_dir) -> None:
     assert all("walk" in t for t in texts) and len(texts) >= 3
 
 
+def test_split_by_a_shared_label_holds_out_whole_groups(bandai_dir, tmp_path) -> None:
+    files = sorted((bandai_dir / "data").glob("dataset-1_*_00*.bvh"))
+    files = [f for f in files if f.stem.split("_")[1] in ("walk", "bow")][:24]
+    assert main(["data", "import", *map(str, files), "--out", str(tmp_path / "d"), "--split-by", "style",
+                 "--quiet"]) == 0
+    by_style: dict[str, set[str]] = {}
+    for e in DatasetIndex.load(tmp_path / "d").entries():
+        by_style.setdefault(e["style"], set()).add(e["split"])
+        assert e["split"] == split_for(f"style={e['style']}")
+    assert len(by_style) >= 8 and all(len(s) == 1 for s in by_style.values())
+    assert len({next(iter(s)) for s in by_style.values()}) >= 2  # more than one split in use
+
+
 def test_user_texts_errors(tmp_path) -> None:
     bad = tmp_path / "t.csv"
     bad.write_text("name,caption\na,b\n")

@@ -126,3 +126,17 @@ def test_corrupt_and_truncated_checkpoints(run_dir, tmp_path) -> None:
     (broken / CONFIG).write_text("{not json")
     with pytest.raises(RunError, match="invalid JSON"):
         MotionModel(broken, device="cpu")
+
+
+def test_export_run_float16_keeps_the_model(run_dir, model, tmp_path, capsys) -> None:
+    out = tmp_path / "shipped"
+    assert main(["export-run", str(run_dir), "--out", str(out), "--float16"]) == 0
+    assert "float16" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [CONFIG, WEIGHTS]
+    assert (out / WEIGHTS).stat().st_size < 0.6 * (run_dir / WEIGHTS).stat().st_size
+    small = MotionModel(out, device="cpu")
+    a = model.generate("a person walks forward", frames=60, seed=1)
+    b = small.generate("a person walks forward", frames=60, seed=1)
+    assert torch.allclose(a.quats, b.quats, atol=2e-2) and torch.allclose(a.trans, b.trans, atol=2e-2)
+    assert main(["export-run", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 1
+    assert "no such run directory" in capsys.readouterr().err

@@ -112,6 +112,7 @@ def test_presets_and_config_round_trip():
     (dict(dropout=1.0), "dropout"),
     (dict(activation="tanh"), "activation"),
     (dict(max_frames=2.5), "max_frames"),
+    (dict(root="relative"), "root"),
 ])
 def test_bad_config_is_named(bad, field):
     with pytest.raises(MotionClipError, match=field):
@@ -148,6 +149,29 @@ def test_overfits_one_batch():
         opt.step()
         history.append(loss.item())
     assert history[-1] < history[0] / 20, (history[0], history[-1])
+
+
+def test_velocity_root_round_trip_and_reconstruction_target():
+    """The velocity root representation loses nothing a canonical window has: features -> trajectory
+    gives back the translation (x/z relative to the first frame, absolute height)."""
+    m = tiny(root="velocity")
+    trans = motions([40, 25])["trans"] + torch.tensor([0.0, 0.9, 0.0])
+    back = m._root_from_features(m._root_features(trans))
+    expect = trans.clone()
+    expect[..., [0, 2]] -= trans[:, :1, [0, 2]]
+    assert torch.allclose(back, expect, atol=1e-5)
+    feats = m._root_features(trans)
+    assert torch.all(feats[:, 0, [0, 2]] == 0) and torch.allclose(feats[..., 1], trans[..., 1])
+    # a long straight walk has constant features, unlike absolute coordinates that grow
+    walk = torch.stack([torch.zeros(90), torch.full((90,), 0.9), torch.arange(90) * 0.05], -1)[None]
+    assert torch.allclose(m._root_features(walk)[0, 1:, 2], torch.full((89,), 1.5))
+    assert tiny(root="absolute")._root_features(walk) is walk
+
+
+def test_velocity_root_decodes_a_trajectory_from_the_origin():
+    m = tiny(root="velocity").eval()
+    rot6d, trans = m.decode(torch.randn(3, 32), [50, 20, 1])
+    assert torch.all(trans[:, 0, [0, 2]] == 0) and torch.all(trans[1, 20:] == 0)
 
 
 def test_state_dict_round_trip():

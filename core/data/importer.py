@@ -63,7 +63,7 @@ def import_files(paths: list[str | Path], out: str | Path, *, fps: float = 30.0,
                  mapping: Mapping | None = None, texts_file: str | Path | None = None, up: str | None = None,
                  canonicalize: bool = True, extra_frames: str = "error",
                  splits: tuple[float, float, float] = DEFAULT_SPLITS, split_seed: int = 0,
-                 skeleton: Skeleton | None = None,
+                 split_by: str | None = None, skeleton: Skeleton | None = None,
                  progress: Callable[[Any], Any] | None = None) -> ImportResult:
     """Import motion files into the dataset at `out` (created, or added to)."""
     skeleton = skeleton or neutral_skeleton()
@@ -80,7 +80,8 @@ def import_files(paths: list[str | Path], out: str | Path, *, fps: float = 30.0,
             try:
                 result.imported.append(_import_one(path, index, fps=fps, format=format, mapping=mapping, user=user,
                                                    up=up, canonicalize=canonicalize, extra_frames=extra_frames,
-                                                   splits=splits, split_seed=split_seed, skeleton=skeleton))
+                                                   splits=splits, split_seed=split_seed, split_by=split_by,
+                                                   skeleton=skeleton))
             except (MotionClipError, OSError) as exc:
                 msg = str(exc)
                 result.failed.append((str(path), msg[len(str(path)) + 2:] if msg.startswith(f"{path}: ") else msg))
@@ -97,7 +98,8 @@ def import_files(paths: list[str | Path], out: str | Path, *, fps: float = 30.0,
 
 def _import_one(path: Path, index: DatasetIndex, *, fps: float, format: str | None, mapping: Mapping | None,
                 user: dict[str, list[str]] | None, up: str | None, canonicalize: bool, extra_frames: str,
-                splits: tuple[float, float, float], split_seed: int, skeleton: Skeleton) -> dict[str, Any]:
+                splits: tuple[float, float, float], split_seed: int, split_by: str | None,
+                skeleton: Skeleton) -> dict[str, Any]:
     fmt = read_format(path, format) if format or path.suffix.lower() in READ_FORMATS else None
     motion, report = load_source_motion(path, format=fmt, mapping=mapping, skeleton=skeleton, up=up,
                                         extra_frames=extra_frames)
@@ -119,4 +121,7 @@ def _import_one(path: Path, index: DatasetIndex, *, fps: float, format: str | No
                              "source_fps": motion.meta.get("source_fps", motion.fps), **labels}
     if report is not None:
         extra["retarget"] = report.as_dict()
-    return index.add(clip_id, motion, texts, source=str(path), split=split_for(clip_id, splits, split_seed), **extra)
+    # The split follows the clip id, or a label the clip shares with others (e.g. its style), so
+    # that a whole group is held out together.
+    key = f"{split_by}={labels[split_by]}" if split_by and labels.get(split_by) else clip_id
+    return index.add(clip_id, motion, texts, source=str(path), split=split_for(key, splits, split_seed), **extra)

@@ -36,6 +36,11 @@ class MotionCLIPConfig:
     activation: str = "gelu"  # feed-forward activation: "gelu" (paper) or "relu"
     max_frames: int = 1000  # length of the positional-encoding table: the longest motion in frames
     num_joints: int = 24  # joints per frame (SMPL's 24)
+    # How the root translation enters and leaves the network: "absolute" (the paper: x, y, z per
+    # frame) or "velocity" (per-frame x/z displacement and absolute height; the decoder's
+    # displacements are summed back to a trajectory that starts at the origin). Velocity features
+    # do not grow with the distance travelled, which helps long walks and runs.
+    root: str = "absolute"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -44,6 +49,8 @@ class MotionCLIPConfig:
                 raise MotionClipError(f"model config: {f.name} must be a positive integer, got {value!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise MotionClipError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.root not in ("absolute", "velocity"):
+            raise MotionClipError(f"model config: root must be 'absolute' or 'velocity', got {self.root!r}")
         if self.activation not in ("gelu", "relu"):
             raise MotionClipError(f"model config: activation must be 'gelu' or 'relu', got {self.activation!r}")
         if self.latent_dim % self.heads:
@@ -71,8 +78,8 @@ class MotionCLIPConfig:
 # Presets as data. "paper": the published settings. "small": trains on a 2-core CPU in minutes.
 # latent_dim is left to the text encoder (the trainer passes it) except where the paper fixes it.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": dict(latent_dim=512, enc_layers=8, dec_layers=8, heads=4, ff_dim=1024, dropout=0.1),
-    "small": dict(enc_layers=4, dec_layers=4, heads=4, ff_dim=512, dropout=0.1),
+    "paper": dict(latent_dim=512, enc_layers=8, dec_layers=8, heads=4, ff_dim=1024, dropout=0.1, root="velocity"),
+    "small": dict(enc_layers=4, dec_layers=4, heads=4, ff_dim=512, dropout=0.1, root="velocity"),
 }
 
 
@@ -149,13 +156,29 @@ class MotionCLIP(nn.Module):
         mask = self._frame_mask(T if mask is None else mask, B, rot6d.device)
         if mask.shape[1] != T:
             raise MotionClipError(f"the mask covers {mask.shape[1]} frames but the motion has {T}")
-        x = torch.cat([rot6d.flatten(2), trans], dim=-1)  # [B, T, F]
+        x = torch.cat([rot6d.flatten(2), self._root_features(trans)], dim=-1)  # [B, T, F]
         x = torch.where(mask[..., None], x, torch.zeros_like(x))  # padding may hold anything, even NaN
         x = self.pos_dropout(self.pose_embedding(x) + self.positions[:T])  # [B, T, D]
         x = torch.cat([self.mu_query.expand(B, 1, -1), x], dim=1)  # [B, 1 + T, D]
         keep = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # the prefix token always attends
         out = self.encoder(x, src_key_padding_mask=~keep)  # [B, 1 + T, D]
         return out[:, 0]
+
+    # Per-frame displacements are scaled to about metres per second at 30 fps, near unit size.
+    VELOCITY_SCALE = 30.0
+
+    def _root_features(self, trans: Tensor) -> Tensor:
+        if self.config.root == "absolute":
+            return trans
+        step = torch.diff(trans, dim=1, prepend=trans[:, :1])  # [B, T, 3], zero on the first frame
+        return torch.stack([step[..., 0] * self.VELOCITY_SCALE, trans[..., 1], step[..., 2] * self.VELOCITY_SCALE], -1)
+
+    def _root_from_features(self, feats: Tensor) -> Tensor:
+        if self.config.root == "absolute":
+            return feats
+        xz = torch.cumsum(feats[..., [0, 2]], dim=1) / self.VELOCITY_SCALE
+        xz = xz - xz[:, :1]  # the first frame's displacement is zero by construction
+        return torch.stack([xz[..., 0], feats[..., 1], xz[..., 1]], -1)
 
     def decode(self, z: Tensor, frames: Tensor | Sequence[int] | int) -> tuple[Tensor, Tensor]:
         """z [B, D]; frames: a mask [B, T] bool, lengths [B], or one length for all.
@@ -169,7 +192,7 @@ class MotionCLIP(nn.Module):
         out = self.decoder(queries, z[:, None, :], tgt_key_padding_mask=~mask)  # memory [B, 1, D]
         out = self.head(out)  # [B, T, F]
         rot6d = out[..., :-3].unflatten(-1, (self.config.num_joints, 6))  # [B, T, J, 6]
-        trans = out[..., -3:]  # [B, T, 3]
+        trans = self._root_from_features(out[..., -3:])  # [B, T, 3]
         rot6d = torch.where(mask[..., None, None], rot6d, self.identity_6d.to(rot6d.dtype))
         trans = torch.where(mask[..., None], trans, torch.zeros_like(trans))
         return rot6d, trans
