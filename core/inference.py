@@ -8,6 +8,8 @@ a motion's latent compared with label embeddings names its action.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -17,16 +19,21 @@ from torch import Tensor
 
 from .errors import MotionClipError
 from .motion import Motion
+from .protocol import MAX_ALPHA, MAX_FPS, MAX_PROMPT_CHARS, MIN_ALPHA, MIN_FPS
 from .rotations import rot6d_to_quat
 from .run import load_model
 from .skeleton import neutral_skeleton
 
-MAX_PROMPT_CHARS = 500
-MAX_FPS = 240.0
+# Limits come from the wire protocol, so the API, the CLI and the server agree.
+__all__ = ["MotionModel", "InferenceError", "MAX_PROMPT_CHARS", "MAX_FPS", "MIN_FPS"]
 
 
 class InferenceError(MotionClipError):
-    pass
+    """Bad input to inference; `field` names the request field at fault ("frames", "fps", ...) when known."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
 
 
 def builtin_run_dir() -> Path:
@@ -52,9 +59,9 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def check_prompt(prompt: object, what: str = "prompt") -> str:
     if not isinstance(prompt, str) or not prompt.strip():
-        raise InferenceError(f"{what} is empty; describe a motion, e.g. \"a person waves with the left hand\"")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InferenceError(f"{what} is {len(prompt)} characters long; keep it under {MAX_PROMPT_CHARS}")
+        raise InferenceError(f"{what} is empty; describe a motion, e.g. \"a person waves with the left hand\"", what)
+    if len(prompt.strip()) > MAX_PROMPT_CHARS:
+        raise InferenceError(f"{what} is {len(prompt.strip())} characters long; keep it under {MAX_PROMPT_CHARS}", what)
     return prompt.strip()
 
 
@@ -62,7 +69,7 @@ class MotionModel:
     """A trained MotionCLIP and its text encoder, loaded once."""
 
     def __init__(self, run_dir: str | Path | None = None, device: str | torch.device | None = "auto",
-                 encoder=None):
+                 encoder=None, text_cache_size: int = 1024):
         from .encoders import load_encoder
 
         self.device = pick_device(device)
@@ -77,14 +84,34 @@ class MotionModel:
         self.latent_norm = float(self.config.get("latent_norm") or 1.0)
         self.max_frames = int(self.model.config.max_frames)
         self.skeleton = neutral_skeleton()
+        # LRU cache of unit text embeddings (a server sees the same prompts and labels again and again).
+        self._text_cache: OrderedDict[str, Tensor] = OrderedDict()
+        self._text_cache_size = int(text_cache_size)
+        self._text_lock = threading.Lock()
 
     # --- latents -----------------------------------------------------------------------------------------
 
     @torch.no_grad()
+    def text_embeddings(self, texts: Sequence[str], what: str = "prompt") -> Tensor:
+        """[N, D] unit text embeddings on the model's device; texts seen lately come from an LRU cache and
+        the rest are encoded in one call."""
+        texts = [check_prompt(t, what) for t in texts]
+        with self._text_lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+            if missing:
+                for t, e in zip(missing, self.encoder.encode_text(missing, to_cpu=False).to(self.device)):
+                    self._text_cache[t] = e
+            for t in texts:
+                self._text_cache.move_to_end(t)
+            out = torch.stack([self._text_cache[t] for t in texts])
+            while len(self._text_cache) > max(self._text_cache_size, len(texts)):
+                self._text_cache.popitem(last=False)
+        return out
+
+    @torch.no_grad()
     def text_latents(self, texts: Sequence[str]) -> Tensor:
         """[N, D] latents for texts: unit embeddings scaled to the training latents' mean norm."""
-        texts = [check_prompt(t) for t in texts]
-        return self.encoder.encode_text(list(texts), to_cpu=False).to(self.device) * self.latent_norm
+        return self.text_embeddings(texts) * self.latent_norm
 
     @torch.no_grad()
     def motion_latents(self, motions: Sequence[Motion]) -> Tensor:
@@ -106,33 +133,46 @@ class MotionModel:
     def frames_for(self, frames: int | None, seconds: float | None, fps: float | None) -> tuple[int, float]:
         """Validated output frame count and rate (defaults: 4 s at the model's rate)."""
         fps = float(fps) if fps is not None else self.fps
-        if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-            raise InferenceError(f"fps must be in (0, {MAX_FPS:g}], got {fps}")
+        if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+            raise InferenceError(f"fps must be in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps}", "fps")
         if frames is not None and seconds is not None:
-            raise InferenceError("give either frames or seconds, not both")
+            raise InferenceError("give either frames or seconds, not both", "frames")
+        field = "frames"
         if frames is None:
             seconds = 4.0 if seconds is None else float(seconds)
             if not (math.isfinite(seconds) and seconds > 0):
-                raise InferenceError(f"seconds must be positive, got {seconds}")
-            frames = int(round(seconds * fps))
-        limit = int(self.max_frames / self.fps * fps)
+                raise InferenceError(f"seconds must be positive, got {seconds}", "seconds")
+            frames, field = max(1, int(round(seconds * fps))), "seconds"
+        limit = self.frame_limit(fps)
         if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= limit:
             raise InferenceError(f"frames must be between 1 and {limit} ({self.max_frames / self.fps:g} s at {fps:g} fps), "
-                                 f"got {frames}")
+                                 f"got {frames}", field)
         return frames, fps
 
+    def frame_limit(self, fps: float | None = None) -> int:
+        """The most frames this model makes at `fps` (default: its own rate)."""
+        fps = self.fps if fps is None else float(fps)
+        return int((self.max_frames - 1) / self.fps * fps + 1e-9) + 1
+
     @torch.no_grad()
-    def decode(self, z: Tensor, frames: int, fps: float) -> list[Motion]:
-        """Latents [N, D] -> motions of `frames` frames at `fps` (decoded at the model's rate)."""
-        n_model = max(1, int(round((frames - 1) / fps * self.fps)) + 1)
-        rot6d, trans = self.model.decode(z.to(self.device), n_model)
+    def decode(self, z: Tensor, frames: int | Sequence[int], fps: float | Sequence[float]) -> list[Motion]:
+        """Latents [N, D] -> motions of `frames` frames at `fps` (one value for all, or one per latent),
+        decoded at the model's rate in one call: different lengths are padded and masked."""
+        n = z.shape[0]
+        frames = [int(frames)] * n if isinstance(frames, int) else [int(f) for f in frames]
+        fps = [float(fps)] * n if isinstance(fps, (int, float)) else [float(r) for r in fps]
+        if len(frames) != n or len(fps) != n:
+            raise InferenceError(f"decode: {n} latents but {len(frames)} lengths and {len(fps)} frame rates")
+        n_model = [min(self.max_frames, max(1, int(round((f - 1) / r * self.fps)) + 1)) for f, r in zip(frames, fps)]
+        lengths = n_model[0] if len(set(n_model)) == 1 else torch.tensor(n_model)
+        rot6d, trans = self.model.decode(z.to(self.device), lengths)
         quats = rot6d_to_quat(rot6d.float().cpu())
         out = []
-        for q, t in zip(quats, trans.float().cpu()):
-            m = Motion(q, t, self.fps, meta={"generator": str(self.run_dir)})
-            if abs(fps - self.fps) > 1e-6 or m.num_frames != frames:
-                positions = torch.linspace(0, m.num_frames - 1, frames, dtype=torch.float64)
-                m = m.sample_at(positions, fps)
+        for q, t, n_i, f, r in zip(quats, trans.float().cpu(), n_model, frames, fps):
+            m = Motion(q[:n_i], t[:n_i], self.fps, meta={"generator": str(self.run_dir)})
+            if abs(r - self.fps) > 1e-6 or m.num_frames != f:
+                positions = torch.linspace(0, m.num_frames - 1, f, dtype=torch.float64)
+                m = m.sample_at(positions, r)
             out.append(m)
         return out
 
@@ -142,31 +182,45 @@ class MotionModel:
                  seed: int | None = None, variation: float = 0.05) -> Motion:
         """Text -> motion. With a seed, the latent is nudged by seeded noise (`variation` of its size):
         the same seed gives the same motion, another seed a variant."""
-        frames, fps = self.frames_for(frames, seconds, fps)
-        z = self.text_latents([prompt])
-        if seed is not None and variation > 0:
-            g = torch.Generator().manual_seed(int(seed))
-            noise = torch.randn(z.shape, generator=g).to(z)
-            z = z + noise / noise.norm() * variation * self.latent_norm
-        m = self.decode(z, frames, fps)[0]
-        m.meta.update(prompt=prompt, seed=seed)
-        return m
+        return self.generate_batch([dict(prompt=prompt, frames=frames, seconds=seconds, fps=fps, seed=seed)],
+                                   variation=variation)[0]
+
+    def generate_batch(self, requests: Sequence[dict], variation: float = 0.05) -> list[Motion]:
+        """Many generations in one text-encoder call and one decoder call. Each request is a dict with
+        `prompt` and optional `frames`, `seconds`, `fps`, `seed` (as in `generate`); lengths may differ.
+        The result for each request equals `generate` with the same arguments."""
+        lengths = [self.frames_for(r.get("frames"), r.get("seconds"), r.get("fps")) for r in requests]
+        prompts = [check_prompt(r.get("prompt")) for r in requests]
+        z = self.text_latents(prompts)
+        for i, r in enumerate(requests):
+            if r.get("seed") is not None and variation > 0:
+                g = torch.Generator().manual_seed(int(r["seed"]))
+                noise = torch.randn(z.shape[1:], generator=g).to(z)
+                z[i] = z[i] + noise / noise.norm() * variation * self.latent_norm
+        motions = self.decode(z, [f for f, _ in lengths], [r for _, r in lengths])
+        for m, p, r in zip(motions, prompts, requests):
+            m.meta.update(prompt=p, seed=r.get("seed"))
+        return motions
 
     def interpolate(self, a: str | Motion, b: str | Motion, alphas: Sequence[float], frames: int | None = None,
                     seconds: float | None = None, fps: float | None = None) -> list[Motion]:
         """Blend two prompts or clips: spherical interpolation of their latents, one motion per alpha."""
         frames, fps = self.frames_for(frames, seconds, fps)
         za, zb = (self.text_latents([x])[0] if isinstance(x, str) else self.motion_latents([x])[0] for x in (a, b))
-        bad = [x for x in alphas if not (isinstance(x, (int, float)) and 0.0 <= x <= 1.0)]
+        bad = [x for x in alphas if not (isinstance(x, (int, float)) and MIN_ALPHA <= x <= MAX_ALPHA)]
         if bad:
-            raise InferenceError(f"blend factors must be in [0, 1], got {bad}")
+            raise InferenceError(f"blend factors must be in [{MIN_ALPHA:g}, {MAX_ALPHA:g}], got {bad}", "alphas")
         z = torch.stack([_slerp(za, zb, float(t)) for t in alphas])
         return self.decode(z, frames, fps)
 
     def edit(self, motion: Motion, source: str, target: str, strength: float = 1.0) -> Motion:
         """Move a clip along a text direction, e.g. "walk" -> "walk happily" (latent arithmetic)."""
         if not math.isfinite(strength):
-            raise InferenceError(f"strength must be a finite number, got {strength}")
+            raise InferenceError(f"strength must be a finite number, got {strength}", "strength")
+        if motion.num_frames > self.frame_limit(motion.fps):
+            raise InferenceError(f"the motion is {motion.num_frames} frames at {motion.fps:g} fps; this model edits at "
+                                 f"most {self.frame_limit(motion.fps)} ({self.max_frames / self.fps:g} s): trim it",
+                                 "motion")
         z = self.motion_latents([motion])
         e = self.text_latents([source, target])
         edited = self.decode(z + strength * (e[1] - e[0]), motion.num_frames, motion.fps)[0]
@@ -176,11 +230,11 @@ class MotionModel:
     @torch.no_grad()
     def recognize(self, motion: Motion, labels: Sequence[str]) -> list[tuple[str, float]]:
         """Labels ranked by cosine similarity between the clip's latent and each label's embedding."""
-        labels = [check_prompt(l, "label") for l in labels]
+        labels = [check_prompt(l, "labels") for l in labels]
         if not labels:
-            raise InferenceError("give at least one label")
+            raise InferenceError("give at least one label", "labels")
         z = torch.nn.functional.normalize(self.motion_latents([motion]), dim=-1)[0]
-        e = self.encoder.encode_text(labels, to_cpu=False).to(z)
+        e = self.text_embeddings(labels, "labels").to(z)
         scores = (e @ z).tolist()
         return sorted(zip(labels, scores), key=lambda x: -x[1])
 

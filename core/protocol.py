@@ -39,6 +39,10 @@ MAX_SECONDS = 120.0
 MAX_LABELS = 200
 MAX_LABEL_CHARS = 100
 MAX_ALPHAS = 16
+MIN_ALPHA, MAX_ALPHA = 0.0, 1.0   # blend factors: 0 is a, 1 is b
+MAX_STRENGTH = 5.0                # edit strength in [-MAX_STRENGTH, MAX_STRENGTH]
+MAX_ABS_VALUE = 1e4               # bound on any motion number (metres or quaternion components)
+MIN_QUAT_NORM = 1e-3              # shorter quaternions are too close to zero to normalise
 MAX_BODY_BYTES = 16 * 1024 * 1024   # a 3600-frame motion in JSON is about 6 MB
 MAX_SEED = 2**63 - 1
 
@@ -85,6 +89,10 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = True, max_chars: in
         raise ProtocolError(key, f"is {len(v)} characters; the limit is {max_chars}")
     if any(ord(c) < 32 and c not in "\t\n" for c in v):
         raise ProtocolError(key, "contains control characters")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(key, "is not valid Unicode text (it holds a lone surrogate \\ud800-\\udfff)") from None
     return v
 
 
@@ -95,11 +103,27 @@ def _number(obj: dict[str, Any], key: str, lo: float, hi: float, *, integer: boo
         return default
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ProtocolError(key, f"must be a number, got {type(v).__name__}")
+    if not _in_range(v, lo, hi):
+        raise ProtocolError(key, f"must be between {lo:g} and {hi:g}, got {_short(v)}")
     if integer and not (isinstance(v, int) or float(v).is_integer()):
         raise ProtocolError(key, f"must be a whole number, got {v}")
-    if not math.isfinite(v) or not lo <= v <= hi:
-        raise ProtocolError(key, f"must be between {lo:g} and {hi:g}, got {v}")
     return int(v) if integer else float(v)
+
+
+def _in_range(v: Any, lo: float, hi: float) -> bool:
+    """A finite number (not a bool) in [lo, hi]; integers too large for a float are out of range."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        f = float(v)
+    except OverflowError:
+        return False
+    return math.isfinite(f) and lo <= f <= hi
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass
@@ -185,12 +209,15 @@ class MotionData:
                 raise ProtocolError(f"{where}.rotations[{t}]", f"must hold {NUM_JOINTS} quaternions")
             for j, q in enumerate(frame):
                 if not _finite_vector(q, 4):
-                    raise ProtocolError(f"{where}.rotations[{t}][{j}]", "must be 4 finite numbers [w, x, y, z]")
-                if sum(v * v for v in q) < 1e-12:
-                    raise ProtocolError(f"{where}.rotations[{t}][{j}]", "is a zero quaternion")
+                    raise ProtocolError(f"{where}.rotations[{t}][{j}]", "must be 4 numbers [w, x, y, z], each "
+                                                                        f"within +-{MAX_ABS_VALUE:g}")
+                if sum(float(v) * float(v) for v in q) < MIN_QUAT_NORM ** 2:
+                    raise ProtocolError(f"{where}.rotations[{t}][{j}]", "is (nearly) a zero quaternion; the "
+                                                                        "identity is [1, 0, 0, 0]")
         for t, v in enumerate(trans):
             if not _finite_vector(v, 3):
-                raise ProtocolError(f"{where}.trans[{t}]", "must be 3 finite numbers")
+                raise ProtocolError(f"{where}.trans[{t}]", f"must be 3 numbers (metres), each within "
+                                                           f"+-{MAX_ABS_VALUE:g}")
         offsets = obj.get("rest_offsets")
         if offsets is not None and (not isinstance(offsets, list) or len(offsets) != NUM_JOINTS
                                     or not all(_finite_vector(o, 3) for o in offsets)):
@@ -201,9 +228,8 @@ class MotionData:
         return cls(fps=fps, rotations=rot, trans=trans, rest_offsets=offsets, meta=meta)
 
 
-def _finite_vector(v: Any, n: int) -> bool:
-    return (isinstance(v, list) and len(v) == n
-            and all(not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) for x in v))
+def _finite_vector(v: Any, n: int, bound: float = MAX_ABS_VALUE) -> bool:
+    return isinstance(v, list) and len(v) == n and all(_in_range(x, -bound, bound) for x in v)
 
 
 # ---------------------------------------------------------------- requests
@@ -245,10 +271,9 @@ class InterpolateRequest:
             ends.append(MotionData.from_json(v, key) if isinstance(v, dict) else _text(obj, key))
         alphas = obj.get("alphas", [0.5])
         if (not isinstance(alphas, list) or not 1 <= len(alphas) <= MAX_ALPHAS
-                or not all(not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
-                           and -1.0 <= x <= 2.0 for x in alphas)):
-            raise ProtocolError("alphas", f"must be a list of 1 to {MAX_ALPHAS} numbers between -1 and 2 "
-                                          "(0 is a, 1 is b)")
+                or not all(_in_range(x, MIN_ALPHA, MAX_ALPHA) for x in alphas)):
+            raise ProtocolError("alphas", f"must be a list of 1 to {MAX_ALPHAS} numbers between {MIN_ALPHA:g} and "
+                                          f"{MAX_ALPHA:g} (0 is a, 1 is b)")
         return cls(a=ends[0], b=ends[1], alphas=[float(x) for x in alphas], length=Length.parse(obj),
                    seed=_number(obj, "seed", 0, MAX_SEED, integer=True))
 
@@ -274,7 +299,8 @@ class EditRequest:
         if "motion" not in obj:
             raise ProtocolError("motion", "missing; give the motion to edit")
         return cls(motion=MotionData.from_json(obj["motion"]), source=_text(obj, "source"),
-                   target=_text(obj, "target"), strength=_number(obj, "strength", -5.0, 5.0, default=1.0))
+                   target=_text(obj, "target"),
+                   strength=_number(obj, "strength", -MAX_STRENGTH, MAX_STRENGTH, default=1.0))
 
     def to_json(self) -> dict[str, Any]:
         return {"motion": self.motion.to_json(), "source": self.source, "target": self.target,
@@ -315,6 +341,7 @@ class Health:
     device: str
     protocol: int = PROTOCOL_VERSION
     fps: float = 30.0
+    max_frames: int | None = None     # the longest motion the model makes, in frames at `fps`
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -323,10 +350,30 @@ class Health:
     def from_json(cls, obj: Any) -> "Health":
         obj = _obj(obj, "health")
         try:
+            max_frames = obj.get("max_frames")
             return cls(**{k: obj[k] for k in ("status", "version", "model", "text_encoder", "device")},
-                       protocol=int(obj.get("protocol", PROTOCOL_VERSION)), fps=float(obj.get("fps", 30.0)))
+                       protocol=int(obj.get("protocol", PROTOCOL_VERSION)), fps=float(obj.get("fps", 30.0)),
+                       max_frames=None if max_frames is None else int(max_frames))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("health", f"not a motionclip server's answer ({exc})") from None
+
+
+@dataclass
+class Motions:
+    """Several motions in one answer (``/interpolate``: one per blend factor, in order)."""
+
+    motions: list[MotionData]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"motions": [m.to_json() for m in self.motions]}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> "Motions":
+        obj = _obj(obj, "motions")
+        items = obj.get("motions")
+        if not isinstance(items, list):
+            raise ProtocolError("motions", "must be a list of motion objects")
+        return cls([MotionData.from_json(m, f"motions[{i}]") for i, m in enumerate(items)])
 
 
 @dataclass
@@ -343,6 +390,73 @@ class Recognition:
             return cls([(str(d["label"]), float(d["score"])) for d in obj["labels"]])
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError("labels", f"not a recognition answer ({exc})") from None
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas (draft 2020-12, as OpenAPI 3.1 uses) of the bodies above, by name.
+
+    They describe the same limits as the ``from_json`` checks, which stay the authority: a body
+    can fit its schema and still be refused (``frames`` and ``seconds`` together, a prompt of
+    spaces, a motion longer than the model makes)."""
+    num = lambda lo, hi: {"type": "number", "minimum": lo, "maximum": hi}  # noqa: E731
+    vec = lambda n: {"type": "array", "items": num(-MAX_ABS_VALUE, MAX_ABS_VALUE), "minItems": n,  # noqa: E731
+                     "maxItems": n}
+    text = lambda limit: {"type": "string", "minLength": 1, "maxLength": limit}  # noqa: E731
+    motion = {
+        "type": "object", "required": ["fps", "rotations", "trans"],
+        "description": "SMPL's 24 joints, Y up, metres; rotations are local quaternions [w, x, y, z].",
+        "properties": {
+            "format": {"type": "string", "enum": [MOTION_FORMAT]},
+            "version": {"type": "integer"},
+            "fps": num(MIN_FPS, MAX_FPS),
+            "joint_names": {"type": "array", "items": {"type": "string", "enum": list(JOINT_NAMES)},
+                            "minItems": NUM_JOINTS, "maxItems": NUM_JOINTS},
+            "parents": {"type": "array", "items": {"type": "integer", "minimum": -1, "maximum": NUM_JOINTS - 1},
+                        "minItems": NUM_JOINTS, "maxItems": NUM_JOINTS},
+            "rest_offsets": {"type": "array", "items": vec(3), "minItems": NUM_JOINTS, "maxItems": NUM_JOINTS},
+            "rotations": {"type": "array", "minItems": 1, "maxItems": MAX_FRAMES,
+                          "items": {"type": "array", "items": vec(4), "minItems": NUM_JOINTS, "maxItems": NUM_JOINTS}},
+            "trans": {"type": "array", "items": vec(3), "minItems": 1, "maxItems": MAX_FRAMES},
+            "meta": {"type": "object"},
+        },
+    }
+    length = {"frames": {"type": "integer", "minimum": 1, "maximum": MAX_FRAMES},
+              "seconds": num(1e-3, MAX_SECONDS), "fps": num(MIN_FPS, MAX_FPS),
+              "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED}}
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    return {
+        "Motion": motion,
+        "GenerateRequest": {"type": "object", "required": ["prompt"], "additionalProperties": False,
+                            "properties": {"prompt": text(MAX_PROMPT_CHARS), **length}},
+        "InterpolateRequest": {
+            "type": "object", "required": ["a", "b"], "additionalProperties": False,
+            "properties": {"a": {"anyOf": [text(MAX_PROMPT_CHARS), ref("Motion")]},
+                           "b": {"anyOf": [text(MAX_PROMPT_CHARS), ref("Motion")]},
+                           "alphas": {"type": "array", "items": num(MIN_ALPHA, MAX_ALPHA), "minItems": 1,
+                                      "maxItems": MAX_ALPHAS}, **length}},
+        "EditRequest": {"type": "object", "required": ["motion", "source", "target"], "additionalProperties": False,
+                        "properties": {"motion": ref("Motion"), "source": text(MAX_PROMPT_CHARS),
+                                       "target": text(MAX_PROMPT_CHARS),
+                                       "strength": num(-MAX_STRENGTH, MAX_STRENGTH)}},
+        "RecognizeRequest": {"type": "object", "required": ["motion", "labels"], "additionalProperties": False,
+                             "properties": {"motion": ref("Motion"),
+                                            "labels": {"type": "array", "items": text(MAX_LABEL_CHARS),
+                                                       "minItems": 1, "maxItems": MAX_LABELS},
+                                            "top": {"type": "integer", "minimum": 1, "maximum": MAX_LABELS}}},
+        "Motions": {"type": "object", "required": ["motions"],
+                    "properties": {"motions": {"type": "array", "items": ref("Motion")}}},
+        "Recognition": {"type": "object", "required": ["labels"], "properties": {"labels": {
+            "type": "array", "items": {"type": "object", "required": ["label", "score"],
+                                       "properties": {"label": {"type": "string"}, "score": {"type": "number"}}}}}},
+        "Health": {"type": "object", "required": ["status", "version", "model", "text_encoder", "device", "protocol"],
+                   "properties": {"status": {"type": "string"}, "version": {"type": "string"},
+                                  "model": {"type": "string"}, "text_encoder": {"type": "string"},
+                                  "device": {"type": "string"}, "protocol": {"type": "integer"},
+                                  "fps": {"type": "number"}, "max_frames": {"type": ["integer", "null"]}}},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}},
+    }
 
 
 def error_message(obj: Any) -> str:

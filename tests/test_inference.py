@@ -10,7 +10,7 @@ from motionclip.core.cli import main
 from motionclip.core.data.synth import synthesize
 from motionclip.core.encoders import load_encoder
 from motionclip.core.errors import MotionClipError
-from motionclip.core.inference import MotionModel
+from motionclip.core.inference import MAX_PROMPT_CHARS, MotionModel
 from motionclip.core.io import load_motion, save_motion
 from motionclip.core.run import CONFIG, WEIGHTS, RunError
 from motionclip.train.autoencoder import load_train_config, train_autoencoder
@@ -65,7 +65,7 @@ def test_edit_and_recognize(model) -> None:
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(prompt=""), "prompt is empty"),
-    (dict(prompt="x" * 501), "under 500"),
+    (dict(prompt="x" * (MAX_PROMPT_CHARS + 1)), f"under {MAX_PROMPT_CHARS}"),
     (dict(prompt="a", frames=0), "frames must be between 1 and"),
     (dict(prompt="a", frames=1_000_000), "frames must be between 1 and"),
     (dict(prompt="a", seconds=-1.0), "seconds must be positive"),

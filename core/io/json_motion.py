@@ -1,6 +1,8 @@
 """Our JSON motion: joint names, parents, rest offsets, fps, per-frame quaternions, root translation.
 
-The same shape the local server answers with, so a generated clip can be saved and re-read.
+The same shape the local server answers with (the protocol's MotionData), so a generated clip can
+be saved and re-read: `motion_to_data` / `data_to_motion` convert between a Motion and the wire
+type, `motion_to_dict` / `dict_to_motion` between a Motion and the JSON object.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from ..errors import MotionClipError
 from ..motion import Motion, atomic_write_text
-from ..protocol import MOTION_FORMAT
+from ..protocol import MOTION_FORMAT, MotionData
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 
 FORMAT = MOTION_FORMAT
@@ -23,19 +25,30 @@ class JsonMotionError(MotionClipError):
     pass
 
 
-def motion_to_dict(motion: Motion, skeleton: Skeleton | None = None, digits: int = 6) -> dict[str, Any]:
+def _rounded(t: torch.Tensor, digits: int) -> list:
+    """Nested lists of the values rounded to `digits` decimals (in float64, so 0.1 prints as 0.1)."""
+    scale = 10.0 ** digits
+    return (torch.round(t.double() * scale) / scale).tolist()
+
+
+def motion_to_data(motion: Motion, skeleton: Skeleton | None = None, digits: int = 6) -> MotionData:
+    """A Motion as the wire type (values rounded to `digits` decimals, about 1 um / 1e-6 rad)."""
     skeleton = skeleton or neutral_skeleton()
-    return {
-        "format": FORMAT,
-        "version": 1,
-        "fps": motion.fps,
-        "joint_names": list(JOINT_NAMES),
-        "parents": list(PARENTS),
-        "rest_offsets": [[round(v, digits) for v in row] for row in skeleton.offsets.tolist()],
-        "rotations": [[[round(v, digits) for v in q] for q in frame] for frame in motion.quats.tolist()],
-        "trans": [[round(v, digits) for v in t] for t in motion.trans.tolist()],
-        "meta": motion.meta,
-    }
+    return MotionData(fps=motion.fps, rotations=_rounded(motion.quats, digits), trans=_rounded(motion.trans, digits),
+                      rest_offsets=_rounded(skeleton.offsets, digits), meta=dict(motion.meta))
+
+
+def data_to_motion(data: MotionData, origin: str = "motion") -> Motion:
+    """The wire type (already validated by MotionData.from_json) as a Motion; quaternions are normalised."""
+    try:
+        return Motion(torch.tensor(data.rotations, dtype=torch.float32), torch.tensor(data.trans, dtype=torch.float32),
+                      data.fps, meta=dict(data.meta))
+    except (TypeError, ValueError) as exc:
+        raise JsonMotionError(f"{origin}: {exc}") from None
+
+
+def motion_to_dict(motion: Motion, skeleton: Skeleton | None = None, digits: int = 6) -> dict[str, Any]:
+    return motion_to_data(motion, skeleton, digits).to_json()
 
 
 def dict_to_motion(d: Any, origin: str = "motion") -> Motion:
