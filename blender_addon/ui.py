@@ -1,0 +1,488 @@
+"""Preferences, scene settings, job state, operators and the 3D View sidebar tab."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
+
+from . import backend, body, jobs, rig
+from .client import DEFAULT_URL, BackendError, Client, is_local
+from .protocol_loader import protocol
+
+ADDON_ID = __package__  # "motionclip_blender" as a legacy add-on, "bl_ext.<repo>.motionclip_blender" as an extension
+
+
+# ---------------------------------------------------------------- preferences
+
+class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    backend_url: StringProperty(name="Backend URL", default=DEFAULT_URL,
+                                description="Address of the motionclip server (motionclip serve)")
+    token: StringProperty(name="Token", default="", subtype="PASSWORD",
+                          description="Token the server was started with (--token); empty for none")
+    timeout: FloatProperty(name="Timeout (s)", default=120.0, min=1.0, max=3600.0,
+                           description="How long to wait for one answer")
+    python_path: StringProperty(name="Backend Python", default="", subtype="FILE_PATH",
+                                description="A Python interpreter with the backend installed (or to install it into)")
+    checkpoint: StringProperty(name="Checkpoint", default="", subtype="DIR_PATH",
+                               description="Run directory to serve; empty for the built-in model")
+    port: IntProperty(name="Port", default=8765, min=1024, max=65535)
+
+    def draw(self, context):
+        layout = self.layout
+        col = layout.column()
+        col.prop(self, "backend_url")
+        col.prop(self, "token")
+        col.prop(self, "timeout")
+        box = layout.box()
+        box.label(text="Local backend")
+        box.prop(self, "python_path")
+        box.prop(self, "checkpoint")
+        box.prop(self, "port")
+        row = box.row()
+        if backend.running():
+            row.operator(MOTIONCLIP_OT_stop_backend.bl_idname, icon="CANCEL")
+        else:
+            row.operator(MOTIONCLIP_OT_start_backend.bl_idname, icon="PLAY")
+        row.operator(MOTIONCLIP_OT_install_backend.bl_idname, icon="IMPORT")
+        row.operator(MOTIONCLIP_OT_check_connection.bl_idname, icon="URL")
+        _draw_status(box, context)
+
+
+def prefs(context=None):
+    addon = (context or bpy.context).preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon is not None else None
+
+
+def make_client(context) -> Client:
+    p = prefs(context)
+    url = p.backend_url if p else DEFAULT_URL
+    if not is_local(url) and not getattr(bpy.app, "online_access", True):
+        raise BackendError(f"{url} is not on this machine and Blender's online access is off; allow it in "
+                           "Preferences > System > Network, or use a local backend")
+    return Client(url, p.token if p else "", p.timeout if p else 120.0)
+
+
+# ---------------------------------------------------------------- scene settings and job state
+
+_MAX_STRENGTH = getattr(protocol, "MAX_STRENGTH", 5.0)
+
+
+class MOTIONCLIP_PG_settings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", default="a person walks forward",
+                           description="What the character does")
+    length_mode: EnumProperty(name="Length", default="SCENE", items=[
+        ("SCENE", "Scene", "As long as the scene's frame range"),
+        ("SECONDS", "Seconds", "A number of seconds"),
+        ("FRAMES", "Frames", "A number of frames")])
+    seconds: FloatProperty(name="Seconds", default=4.0, min=0.1, max=protocol.MAX_SECONDS)
+    frames: IntProperty(name="Frames", default=120, min=1, max=protocol.MAX_FRAMES)
+    seed: IntProperty(name="Seed", default=0, min=0, description="Same prompt and seed, same motion")
+    start_frame: IntProperty(name="Start Frame", default=1, description="Frame of the motion's first key")
+    target: EnumProperty(name="Target", default="AUTO", items=[
+        ("AUTO", "Selected or New", "The active armature when it has SMPL bones (its action is replaced), "
+                                    "otherwise a new SMPL armature"),
+        ("NEW", "New Armature", "Always a new SMPL armature")])
+    body: BoolProperty(name="Body Mesh", default=True, description="Skin a stand-in body mesh to a new armature")
+    prompt_b: StringProperty(name="Blend With", default="",
+                             description="A second prompt: Generate then blends the two motions")
+    blend: FloatProperty(name="Blend", default=0.5, min=0.0, max=1.0, subtype="FACTOR",
+                         description="0 is the first prompt, 1 the second")
+    edit_from: StringProperty(name="From", default="walk")
+    edit_to: StringProperty(name="To", default="walk happily")
+    edit_strength: FloatProperty(name="Strength", default=1.0, min=-_MAX_STRENGTH, max=_MAX_STRENGTH)
+    labels: StringProperty(name="Labels", default="walk, run, jump, wave, kick, punch, bow, sit down, dance",
+                           description="Comma-separated candidate actions for Recognise")
+
+
+class MOTIONCLIP_PG_label(bpy.types.PropertyGroup):
+    label: StringProperty()
+    score: FloatProperty()
+
+
+class MOTIONCLIP_PG_job(bpy.types.PropertyGroup):
+    running: BoolProperty(default=False)
+    status: StringProperty(default="")
+    error: StringProperty(default="")
+    server: StringProperty(default="", description="What the backend said about itself")
+    labels: CollectionProperty(type=MOTIONCLIP_PG_label)
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def length_kwargs(settings, scene) -> dict:
+    fps = scene_fps(scene)
+    if settings.length_mode == "SECONDS":
+        return {"seconds": settings.seconds, "fps": fps}
+    if settings.length_mode == "FRAMES":
+        return {"frames": settings.frames, "fps": fps}
+    return {"frames": max(1, min(protocol.MAX_FRAMES, scene.frame_end - scene.frame_start + 1)), "fps": fps}
+
+
+def target_armature(context, settings):
+    ob = context.active_object
+    if settings.target == "AUTO" and rig.is_smpl_armature(ob):
+        return ob
+    return None
+
+
+def apply_generated(context, settings, motion, name: str, *, target=None, with_body: bool | None = None) -> str:
+    """Key a motion on the target armature (made when there is none); returns a status line.
+    Runs on the main thread."""
+    scene = context.scene
+    try:  # the target may have been deleted (or undone) while the backend worked
+        arm = target if target is not None and bpy.data.objects.get(target.name) == target else None
+    except ReferenceError:
+        arm = None
+    made = arm is None
+    if made:
+        arm = rig.build_armature("SMPL", motion.rest_offsets)
+        if settings.body if with_body is None else with_body:
+            body.add_body(arm)
+    action = rig.apply_motion(arm, motion, rig.action_name_for(name), settings.start_frame,
+                              meta={"motionclip_prompt": name, "motionclip_fps": float(motion.fps)})
+    first = settings.start_frame
+    last = first + motion.num_frames - 1
+    scene.frame_start, scene.frame_end = first, last
+    if scene.frame_current < first or scene.frame_current > last:
+        scene.frame_set(first)
+    else:
+        scene.frame_set(scene.frame_current)
+    if not bpy.app.background or bpy.ops.ed.undo_push.poll():
+        bpy.ops.ed.undo_push(message=f"motionclip: {name}")
+    return (f"{'New armature' if made else arm.name}: action \"{action.name}\", {motion.num_frames} frames "
+            f"at {motion.fps:g} fps")
+
+
+# ---------------------------------------------------------------- operators
+
+class _JobOperator:
+    @classmethod
+    def poll(cls, context):
+        return not jobs.busy()
+
+    def launch(self, context, label, work, apply) -> set[str]:
+        try:
+            ok = jobs.start(label, work, apply)
+        except (BackendError, RuntimeError, ValueError) as exc:
+            jobs.state(context).error = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if ok is False:
+            self.report({"ERROR"}, jobs.state(context).error)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
+    """Generate a motion from the prompt (blended with the second prompt when one is given) and key it
+    on an SMPL armature"""
+    bl_idname = "motionclip.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}  # the undo step is pushed when the result is applied
+
+    def execute(self, context):
+        settings = context.scene.motionclip
+        prompt, other = settings.prompt.strip(), settings.prompt_b.strip()
+        if not prompt:
+            jobs.state(context).error = "type a prompt first"
+            self.report({"ERROR"}, "type a prompt first")
+            return {"CANCELLED"}
+        try:
+            client = make_client(context)
+        except BackendError as exc:
+            jobs.state(context).error = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        length = length_kwargs(settings, context.scene)
+        seed = settings.seed
+        target = target_armature(context, settings)
+        if other:
+            alpha = settings.blend
+            name = f"{prompt} | {other} {alpha:.2f}"
+            work = lambda: client.interpolate(prompt, other, [alpha], seed=seed, **length)[0]  # noqa: E731
+        else:
+            name = prompt
+            work = lambda: client.generate(prompt, seed=seed, **length)  # noqa: E731
+        return self.launch(context, "Generating", work,
+                           lambda motion: apply_generated(bpy.context, settings, motion, name, target=target))
+
+
+def _selected_motion(context):
+    ob = context.active_object
+    if not rig.is_smpl_armature(ob):
+        raise rig.RigError("select an SMPL armature with an action first")
+    return ob, rig.read_motion(ob, scene_fps(context.scene))
+
+
+class MOTIONCLIP_OT_recognize(_JobOperator, bpy.types.Operator):
+    """Rank the candidate labels for the selected SMPL armature's action"""
+    bl_idname = "motionclip.recognize"
+    bl_label = "Recognise"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = context.scene.motionclip
+        labels = [l.strip() for l in settings.labels.split(",") if l.strip()]
+        try:
+            if not labels:
+                raise ValueError("give some candidate labels, separated by commas")
+            _, motion = _selected_motion(context)
+            client = make_client(context)
+        except (rig.RigError, BackendError, ValueError) as exc:
+            jobs.state(context).error = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+
+        def apply(ranked):
+            st = jobs.state(bpy.context)
+            st.labels.clear()
+            for label, score in ranked:
+                item = st.labels.add()
+                item.label, item.score = label, score
+            return f"Recognised: {ranked[0][0]} ({ranked[0][1]:.2f})" if ranked else "no labels"
+
+        return self.launch(context, "Recognising", lambda: client.recognize(motion, labels, top=len(labels)), apply)
+
+
+class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
+    """Move the selected SMPL armature's motion along a text direction (From -> To) into a new action"""
+    bl_idname = "motionclip.edit"
+    bl_label = "Edit Motion"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        settings = context.scene.motionclip
+        try:
+            ob, motion = _selected_motion(context)
+            client = make_client(context)
+        except (rig.RigError, BackendError) as exc:
+            jobs.state(context).error = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        src, dst, strength = settings.edit_from.strip(), settings.edit_to.strip(), settings.edit_strength
+        name = f"{ob.animation_data.action.name} ({src} -> {dst})"
+        return self.launch(context, "Editing", lambda: client.edit(motion, src, dst, strength),
+                           lambda m: apply_generated(bpy.context, settings, m, name, target=ob))
+
+
+class MOTIONCLIP_OT_cancel(bpy.types.Operator):
+    """Stop waiting for the backend; its answer is dropped and nothing changes"""
+    bl_idname = "motionclip.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return jobs.busy()
+
+    def execute(self, context):
+        jobs.cancel()
+        return {"FINISHED"}
+
+
+class MOTIONCLIP_OT_check_connection(_JobOperator, bpy.types.Operator):
+    """Ask the backend who it is"""
+    bl_idname = "motionclip.check_connection"
+    bl_label = "Check Connection"
+
+    def execute(self, context):
+        try:
+            client = make_client(context)
+        except BackendError as exc:
+            jobs.state(context).error = str(exc)
+            return {"CANCELLED"}
+
+        def apply(health):
+            text = f"{health.model} ({health.text_encoder}, {health.device}, {health.fps:g} fps)"
+            jobs.state(bpy.context).server = text
+            return f"Connected to {client.url}"
+
+        return self.launch(context, "Connecting", client.health, apply)
+
+
+class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
+    """Start `motionclip serve` from the backend Python set above (stopped when Blender quits)"""
+    bl_idname = "motionclip.start_backend"
+    bl_label = "Start Backend"
+
+    def execute(self, context):
+        p = prefs(context)
+        try:
+            backend.start(p.python_path, "127.0.0.1", p.port, p.checkpoint, p.token)
+        except (backend.BackendProcessError, OSError) as exc:
+            jobs.state(context).error = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        p.backend_url = f"http://127.0.0.1:{p.port}"
+        client = make_client(context)
+
+        def wait_ready():
+            import time
+            deadline = time.monotonic() + 300
+            while True:
+                if not backend.running():
+                    raise BackendError(backend.exit_message())
+                try:
+                    return client.health(timeout=2.0)
+                except BackendError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+
+        def apply(health):
+            jobs.state(bpy.context).server = f"{health.model} ({health.text_encoder}, {health.device})"
+            return f"Backend running at {client.url}"
+
+        return self.launch(context, "Starting backend", wait_ready, apply)
+
+
+class MOTIONCLIP_OT_stop_backend(bpy.types.Operator):
+    """Stop the backend this Blender started"""
+    bl_idname = "motionclip.stop_backend"
+    bl_label = "Stop Backend"
+
+    def execute(self, context):
+        jobs.state(context).status = "Backend stopped" if backend.stop() else "No backend was running"
+        return {"FINISHED"}
+
+
+class MOTIONCLIP_OT_install_backend(_JobOperator, bpy.types.Operator):
+    """pip-install the backend bundled in this add-on into the backend Python (downloads torch: minutes)"""
+    bl_idname = "motionclip.install_backend"
+    bl_label = "Install Backend"
+
+    def execute(self, context):
+        python = prefs(context).python_path
+        return self.launch(context, "Installing backend", lambda: backend.install(python), lambda tail: tail)
+
+
+# ---------------------------------------------------------------- panel
+
+def _draw_status(layout, context):
+    st = jobs.state(context)
+    col = layout.column(align=True)
+    if st.running:
+        row = col.row(align=True)
+        row.label(text=st.status, icon="SORTTIME")
+        row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
+    elif st.status:
+        col.label(text=st.status, icon="INFO")
+    if st.error:
+        box = col.box()
+        box.alert = True
+        # Wrap long messages over a few lines: a panel row does not wrap by itself.
+        words, line, lines = st.error.split(), "", []
+        for w in words:
+            if len(line) + len(w) > 48:
+                lines.append(line)
+                line = w
+            else:
+                line = f"{line} {w}".strip()
+        lines.append(line)
+        for i, text in enumerate(lines[:6]):
+            box.label(text=text, icon="ERROR" if i == 0 else "BLANK1")
+    if st.server:
+        col.label(text=st.server, icon="LINKED")
+
+
+class MOTIONCLIP_PT_main(bpy.types.Panel):
+    bl_idname = "MOTIONCLIP_PT_main"
+    bl_label = "Text to Motion"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MotionCLIP"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.motionclip
+        layout.prop(s, "prompt", text="")
+        col = layout.column(align=True)
+        col.prop(s, "length_mode")
+        if s.length_mode == "SECONDS":
+            col.prop(s, "seconds")
+        elif s.length_mode == "FRAMES":
+            col.prop(s, "frames")
+        col.label(text=f"{scene_fps(context.scene):g} fps (scene)", icon="TIME")
+        col = layout.column(align=True)
+        col.prop(s, "seed")
+        col.prop(s, "start_frame")
+        layout.prop(s, "target")
+        layout.prop(s, "body")
+        box = layout.box()
+        box.prop(s, "prompt_b")
+        sub = box.row()
+        sub.active = bool(s.prompt_b.strip())
+        sub.prop(s, "blend", slider=True)
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator(MOTIONCLIP_OT_generate.bl_idname, text="Generate Blend" if s.prompt_b.strip() else "Generate",
+                     icon="ARMATURE_DATA")
+        if jobs.busy():
+            row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
+        _draw_status(layout, context)
+
+
+class MOTIONCLIP_PT_recognize(bpy.types.Panel):
+    bl_idname = "MOTIONCLIP_PT_recognize"
+    bl_label = "Recognise and Edit"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "MotionCLIP"
+    bl_parent_id = "MOTIONCLIP_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.motionclip
+        ob = context.active_object
+        layout.label(text=f"Selected: {ob.name}" if rig.is_smpl_armature(ob) else "Select an SMPL armature",
+                     icon="OUTLINER_OB_ARMATURE")
+        layout.prop(s, "labels", text="")
+        layout.operator(MOTIONCLIP_OT_recognize.bl_idname, icon="VIEWZOOM")
+        for item in jobs.state(context).labels:
+            row = layout.row()
+            row.label(text=item.label)
+            row.label(text=f"{item.score:.3f}")
+        col = layout.column(align=True)
+        col.prop(s, "edit_from")
+        col.prop(s, "edit_to")
+        col.prop(s, "edit_strength")
+        layout.operator(MOTIONCLIP_OT_edit.bl_idname, icon="MODIFIER")
+
+
+classes = (
+    MOTIONCLIP_AP_preferences,
+    MOTIONCLIP_PG_settings,
+    MOTIONCLIP_PG_label,
+    MOTIONCLIP_PG_job,
+    MOTIONCLIP_OT_generate,
+    MOTIONCLIP_OT_recognize,
+    MOTIONCLIP_OT_edit,
+    MOTIONCLIP_OT_cancel,
+    MOTIONCLIP_OT_check_connection,
+    MOTIONCLIP_OT_start_backend,
+    MOTIONCLIP_OT_stop_backend,
+    MOTIONCLIP_OT_install_backend,
+    MOTIONCLIP_PT_main,
+    MOTIONCLIP_PT_recognize,
+)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.motionclip = PointerProperty(type=MOTIONCLIP_PG_settings)
+    bpy.types.WindowManager.motionclip_job = PointerProperty(type=MOTIONCLIP_PG_job)
+
+
+def unregister():
+    jobs.shutdown()
+    backend.stop()
+    del bpy.types.WindowManager.motionclip_job
+    del bpy.types.Scene.motionclip
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
