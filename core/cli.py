@@ -476,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # One line per module; each module imports its heavy dependencies inside its commands only.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "motionclip.train.moclip",
 )
 
 

@@ -29,7 +29,7 @@ from motionclip.core.losses import LossWeights, motionclip_loss
 from motionclip.core.models.motionclip import PRESETS as MODEL_PRESETS
 from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
 from motionclip.core.rotations import rot6d_to_matrix
-from motionclip.core.run import CONFIG, WEIGHTS, load_state_into, load_weights, save_weights, write_config
+from motionclip.core.run import CONFIG, WEIGHTS, load_state_into, load_weights, read_config, save_weights, write_config
 from motionclip.core.skeleton import neutral_skeleton
 
 CKPT_DIR = "checkpoints"
@@ -62,6 +62,7 @@ class TrainConfig:
     text_cache: bool = True  # embed each text once; False recomputes per batch (benchmark only)
     num_workers: int = 0
     amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
+    init: str = ""  # a run directory whose weights start this run (fine-tuning); its model config must match
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_PRESETS:
@@ -264,6 +265,12 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     model = MotionCLIP(model_cfg).to(d.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, step = 0, 0
+    if cfg.init and not resume:  # fine-tuning: start from another run's weights (same model config)
+        init_cfg = read_config(cfg.init)
+        if init_cfg["model"] != model_cfg.to_dict():
+            raise TrainError(f"--init {cfg.init}: its model config {init_cfg['model']} differs from this run's "
+                             f"{model_cfg.to_dict()}; fine-tuning keeps the architecture")
+        load_state_into(model, load_weights(Path(cfg.init) / WEIGHTS)[0], str(Path(cfg.init) / WEIGHTS))
     if resume:
         start_epoch, step = _load_checkpoint(run, model, opt)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model

@@ -5,7 +5,7 @@
     load_encoder("clip:/path/to/file.pt")    OpenAI CLIP (or a saved clip.model.CLIP state dict) from a file
     load_encoder("clip-random:tiny")         random weights, seed 0: tests only (understands nothing)
     load_encoder("clip-random:ViT-B/32")     random weights at ViT-B/32 sizes: timing benchmarks only
-    load_encoder("moclip:RUN")               a MoCLIP student text encoder (not available yet)
+    load_encoder("moclip:RUN")               the fine-tuned student text encoder of a MoCLIP run
 
 Nothing here downloads: CLIP weights come from local files only.
 """
@@ -23,7 +23,7 @@ _SPEC_FORMS = (
     ("clip | clip:ViT-B/32", "OpenAI CLIP ViT-B/32 from the clip cache dir (~/.cache/clip/ViT-B-32.pt)"),
     ("clip:/path/to/file.pt", "OpenAI CLIP weights from a local file"),
     ("clip-random:tiny | clip-random:ViT-B/32", "random weights (seed 0), for tests / timing only"),
-    ("moclip:RUN", "a MoCLIP student from a training run directory (not available yet)"),
+    ("moclip:RUN", "a MoCLIP student text encoder from a `motionclip train moclip` run directory"),
 )
 
 
@@ -64,9 +64,10 @@ def load_encoder(spec: str = DEFAULT_SPEC, device: str | torch.device | None = N
 
 
 def load_moclip_student(run: str, device: str | torch.device | None = None) -> TextEncoder:
-    """Hook for "moclip:RUN": the fine-tuned student text encoder of a MoCLIP training run."""
-    raise EncoderError(f"moclip:{run}: MoCLIP student encoders are not available yet; "
-                       f"use minilm or clip for now")
+    """"moclip:RUN": the fine-tuned student text encoder of a MoCLIP training run (frozen)."""
+    from .moclip_student import load_student
+
+    return load_student(run, device=device)
 
 
 __all__ = ["TextEncoder", "EncoderError", "load_encoder", "encoder_spec_help", "load_moclip_student",

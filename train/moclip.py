@@ -1,0 +1,545 @@
+"""Training MoCLIP: a student text encoder and a motion head against a frozen teacher encoder.
+
+    motionclip train moclip --data DIR --out RUN [--teacher minilm|clip:...] [--config small|paper|FILE.json] [--resume]
+    torchrun --nproc_per_node N -m motionclip.core.cli train moclip ...        (several GPUs / nodes)
+    motionclip train finetune --init MOTIONCLIP_RUN --encoder moclip:RUN --data DIR --out RUN2 [--lr 1e-6]
+
+Training runs through a list of phases; each names the parameter groups it trains ("head": the
+motion head and the temperature; "student": the student text encoder) and their learning rates,
+with a cosine schedule inside the phase. The published schedule is 35 epochs of the head alone
+(lr 1e-4) then 15 epochs of everything (lr 1e-6). The teacher is frozen, in eval mode, outside
+the optimizer, and its embeddings are computed once per text and cached; while the student is
+frozen its embeddings are constants too and are computed once per phase.
+
+The trainer machinery (DDP under torchrun, checkpoints with optimizer state in safetensors, exact
+resume from (seed, epoch), metrics.csv and TensorBoard logs) is the auto-encoder trainer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from motionclip.core.errors import MotionClipError, read_json
+from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
+from motionclip.core.run import CONFIG, WEIGHTS, save_weights, write_config
+from motionclip.train.autoencoder import (CKPT_DIR, Dist, TrainError, _all_mean, _barrier, _load_checkpoint, _log,
+                                          _save_checkpoint, _text_lookup, setup_distributed)
+
+GROUPS = ("head", "student")
+
+
+def paper_phases() -> list[dict[str, Any]]:
+    return [{"name": "head", "epochs": 35, "train": ["head"], "lr": 1e-4},
+            {"name": "student", "epochs": 15, "train": ["head", "student"], "lr": 1e-6}]
+
+
+@dataclass
+class MoCLIPTrainConfig:
+    """MoCLIP training settings (a preset, a JSON file, or both with command-line overrides)."""
+
+    teacher: str = "minilm"  # text encoder spec of the teacher; the student starts as a copy of it
+    head: dict[str, Any] = field(default_factory=dict)  # MotionHeadConfig fields (out_dim comes from the teacher)
+    phases: list[dict[str, Any]] = field(default_factory=paper_phases)
+    lambda_distill: float = 0.4  # weight of MSE(student, teacher)
+    batch_size: int = 128  # global batch, split evenly over processes
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    min_lr_ratio: float = 0.0  # the cosine schedule ends at this fraction of each phase's learning rate
+    window: int = 90  # frames per window (at most)
+    min_window: int = 30  # > 0: windows of random length in [min_window, window]
+    stride: int = 0  # frames between window starts; 0 = half a window
+    mirror_prob: float = 0.5  # mirroring augmentation (left/right swapped in the text too)
+    seed: int = 0
+    checkpoint_every: int = 1
+    max_steps_per_epoch: int = 0  # > 0: cut epochs short (quick runs)
+    text_cache: bool = True  # teacher embeddings computed once per text
+    num_workers: int = 0
+    amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "window", "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise TrainError(f"MoCLIP training config: {name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.lambda_distill, (int, float)) and math.isfinite(self.lambda_distill)
+                and self.lambda_distill >= 0):
+            raise TrainError(f"MoCLIP training config: lambda_distill must be a number >= 0, got {self.lambda_distill!r}")
+        if self.min_window > self.window:
+            raise TrainError(f"MoCLIP training config: min_window {self.min_window} exceeds window {self.window}")
+        if not 0.0 <= self.mirror_prob <= 1.0:
+            raise TrainError(f"MoCLIP training config: mirror_prob must be in [0, 1], got {self.mirror_prob!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise TrainError(f"MoCLIP training config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if "out_dim" in self.head:
+            raise TrainError("MoCLIP training config: head.out_dim is the teacher's dimension; leave it out")
+        MotionHeadConfig.from_dict({**self.head, "out_dim": 8 * max(2, int(self.head.get("heads", 4)))})  # validates
+        self.phases = [_check_phase(p, i) for i, p in enumerate(self.phases)]
+        if not self.phases:
+            raise TrainError("MoCLIP training config: phases is empty; give at least one phase")
+
+    @property
+    def epochs(self) -> int:
+        return sum(p["epochs"] for p in self.phases)
+
+    def phase_at(self, epoch: int) -> tuple[int, dict[str, Any], int]:
+        """(phase index, phase, the phase's first epoch) of a 0-based epoch."""
+        start = 0
+        for i, p in enumerate(self.phases):
+            if epoch < start + p["epochs"]:
+                return i, p, start
+            start += p["epochs"]
+        raise TrainError(f"epoch {epoch} is past the last phase")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], origin: str = "MoCLIP training config") -> "MoCLIPTrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TrainError(f"{origin}: unknown field(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise TrainError(f"{origin}: {exc}") from None
+
+
+def _check_phase(p: Any, i: int) -> dict[str, Any]:
+    where = f"MoCLIP training config: phases[{i}]"
+    if not isinstance(p, dict):
+        raise TrainError(f"{where} must be an object like {{\"epochs\": 35, \"train\": [\"head\"], \"lr\": 1e-4}}")
+    unknown = sorted(set(p) - {"name", "epochs", "train", "lr"})
+    if unknown:
+        raise TrainError(f"{where}: unknown field(s) {unknown}; known: name, epochs, train, lr")
+    epochs = p.get("epochs")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TrainError(f"{where}: epochs must be a positive integer, got {epochs!r}")
+    train = p.get("train")
+    if not isinstance(train, list) or not train or any(g not in GROUPS for g in train):
+        raise TrainError(f"{where}: train must be a non-empty list of {list(GROUPS)}, got {train!r}")
+    lr = p.get("lr")
+    lrs = lr if isinstance(lr, dict) else {g: lr for g in train}
+    for g in train:
+        v = lrs.get(g)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise TrainError(f"{where}: lr for {g!r} must be a positive number, got {v!r}")
+    return {"name": str(p.get("name") or f"phase{i + 1}"), "epochs": epochs, "train": list(train),
+            "lr": {g: float(lrs[g]) for g in train}}
+
+
+# "paper": MoCLIP's published settings. "small": sized for a 2-core CPU (a few minutes on a small
+# dataset): fewer epochs, a smaller batch, and a student learning rate 10x the paper's because it
+# gets about a hundredth of the paper's steps.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(batch_size=128, phases=paper_phases()),
+    "small": dict(batch_size=32, window=90, min_window=30,
+                  head=dict(part_dim=32, width=96, heads=4, limb_layers=1, time_layers=1, ff_dim=192),
+                  phases=[{"name": "head", "epochs": 8, "train": ["head"], "lr": 3e-4},
+                          {"name": "student", "epochs": 3, "train": ["head", "student"], "lr": 1e-5}]),
+}
+
+
+def load_moclip_config(spec: str | None, overrides: dict[str, Any]) -> MoCLIPTrainConfig:
+    base: dict[str, Any] = {}
+    if spec:
+        if spec in TRAIN_PRESETS:
+            base = json.loads(json.dumps(TRAIN_PRESETS[spec]))  # a deep copy
+        elif spec.endswith(".json") or os.path.sep in spec:
+            base = read_json(spec, TrainError, "MoCLIP training config file")
+        else:
+            raise TrainError(f"unknown MoCLIP training preset {spec!r}; presets: {', '.join(TRAIN_PRESETS)}, "
+                             f"or a .json file")
+    phase_epochs = overrides.pop("phase_epochs", None)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = MoCLIPTrainConfig.from_dict(base, spec or "MoCLIP training config")
+    if phase_epochs:
+        if len(phase_epochs) != len(cfg.phases):
+            raise TrainError(f"--phase-epochs gives {len(phase_epochs)} numbers but the config has "
+                             f"{len(cfg.phases)} phases ({', '.join(p['name'] for p in cfg.phases)})")
+        cfg.phases = [_check_phase({**p, "epochs": n}, i) for i, (p, n) in enumerate(zip(cfg.phases, phase_epochs))]
+    return cfg
+
+
+def phase_lr(base: float, step_in_phase: int, phase_steps: int, min_ratio: float = 0.0) -> float:
+    """Cosine from `base` (first step) down to base * min_ratio (after the last)."""
+    t = min(step_in_phase, phase_steps) / max(phase_steps, 1)
+    return base * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+# --- training -----------------------------------------------------------------------------------------------
+
+def _all_texts(data: Path, mirror: bool) -> list[str]:
+    from motionclip.core.data.dataset_dir import DatasetIndex
+    from motionclip.core.data.texts import mirror_text
+
+    texts = [t for e in DatasetIndex.load(data).entries() for t in e["texts"]]
+    if mirror:
+        texts += [mirror_text(t) for t in texts]
+    return list(dict.fromkeys(texts))
+
+
+class _FrozenStudentTexts:
+    """Embeddings of a frozen student: constants, computed once for every text in a fixed order (so the
+    numbers do not depend on which texts share a batch: exact resume, DDP parity)."""
+
+    def __init__(self, student, texts: list[str], batch_size: int = 64) -> None:
+        with torch.no_grad():
+            emb = student.encode_text(texts, batch_size=batch_size)
+        self.index = {t: i for i, t in enumerate(texts)}
+        self.emb = emb
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        missing = [t for t in texts if t not in self.index]
+        if missing:
+            raise TrainError(f"text {missing[0]!r} is not in the dataset's texts")
+        return self.emb[torch.tensor([self.index[t] for t in texts])]
+
+
+def _set_phase(model: MoCLIP, opt: torch.optim.Optimizer, phase: dict[str, Any]) -> None:
+    model.set_trainable(phase["train"])
+    for g in opt.param_groups:
+        if g["name"] not in phase["train"]:
+            g["lr"] = 0.0
+
+
+def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resume: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
+    """Train MoCLIP; returns the final metrics. Writes the run directory at `out`."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from motionclip.core.data.windows import MotionWindows, collate_motion
+    from motionclip.core.encoders import load_encoder
+    from motionclip.core.encoders.moclip_student import RUN_KIND, make_student, student_name
+
+    data, run = Path(data), Path(out)
+    d = setup_distributed()
+    if cfg.batch_size % d.world:
+        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
+    if run.exists() and (run / CONFIG).exists() and not resume:
+        raise TrainError(f"{run} already holds a run; pass --resume to continue it, or choose another --out")
+    if resume and not (run / CKPT_DIR / "last.safetensors").is_file():
+        raise TrainError(f"{run}: nothing to resume (no {CKPT_DIR}/last.safetensors)")
+    torch.manual_seed(cfg.seed)
+
+    teacher = load_encoder(cfg.teacher, device=d.device, text_only=True)  # frozen, eval mode
+    teacher_texts = _text_lookup(cfg, teacher, data, d, progress and d.main)
+    student = make_student(cfg.teacher, device=d.device, name=student_name(run))
+
+    window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
+    train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None, mirror_prob=cfg.mirror_prob,
+                              seed=cfg.seed)
+    try:
+        val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
+    except MotionClipError:
+        val_set = None
+    if len(train_set) < cfg.batch_size:
+        raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
+                         f"{cfg.batch_size}; lower --batch-size or add data")
+    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, collate_fn=collate_motion,
+                        num_workers=cfg.num_workers, drop_last=True)
+    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+
+    head_cfg = MotionHeadConfig.from_dict({**cfg.head, "out_dim": teacher.dim, "fps": train_set.index.fps})
+    model = MoCLIP(student, head_cfg).to(d.device)
+    groups = model.group_parameters()
+    opt = torch.optim.AdamW([{"params": groups[g], "name": g, "lr": 0.0} for g in GROUPS],
+                            weight_decay=cfg.weight_decay)
+    start_epoch, step = 0, 0
+    if resume:
+        start_epoch, step = _load_checkpoint(run, model, opt)
+    amp = cfg.amp and d.device.type == "cuda"
+
+    run_config: dict[str, Any] = {
+        "kind": RUN_KIND, "model": {"head": head_cfg.to_dict()},
+        "encoder": {"spec": cfg.teacher, **teacher.identity()},  # the teacher
+        "student": {"name": student.name, "dim": student.dim},
+        "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps, "train_windows": len(train_set)},
+        "world_size": d.world,
+        "parameters": {"head": model.head.num_parameters(), "student": sum(p.numel() for p in student.parameters())}}
+    writer = None
+    if d.main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_config(run, run_config)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(run / "tb"))
+        except ImportError:
+            print("tensorboard is not installed: logging to metrics.csv only (pip install tensorboard)")
+
+    metrics: dict[str, Any] = {}
+    current = None  # the phase whose trainable set and text lookup are in place
+    ddp, student_texts = model, None
+    for epoch in range(start_epoch, cfg.epochs):
+        k, phase, phase_start = cfg.phase_at(epoch)
+        if k != current:
+            _set_phase(model, opt, phase)
+            if "student" not in phase["train"]:
+                student_texts = (teacher_texts if student.fingerprint == teacher.fingerprint
+                                 else _FrozenStudentTexts(student, _all_texts(data, cfg.mirror_prob > 0)))
+            else:
+                student_texts = None
+            if d.world > 1:  # DDP hooks follow requires_grad at wrap time: re-wrap for each phase
+                ddp = torch.nn.parallel.DistributedDataParallel(model)
+            current = k
+        phase_steps = phase["epochs"] * steps
+        torch.manual_seed(cfg.seed * 1000 + epoch)  # everything random in this epoch follows from (seed, epoch)
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        n, t0 = 0, time.perf_counter()
+        bar = None
+        if progress and d.main:
+            from tqdm import tqdm
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs} ({phase['name']})", unit="batch")
+        for i, batch in enumerate(loader):
+            if i >= steps:
+                break
+            s_in_phase = (epoch - phase_start) * steps + i
+            for g in opt.param_groups:
+                base = phase["lr"].get(g["name"])
+                g["lr"] = phase_lr(base, s_in_phase, phase_steps, cfg.min_lr_ratio) if base else 0.0
+            batch = {k2: (v.to(d.device) if torch.is_tensor(v) else v) for k2, v in batch.items()}
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                out = ddp(batch, batch["text"] if student_texts is None else None)
+            text = out["text"] if student_texts is None else student_texts(batch["text"]).to(d.device)
+            losses = moclip_loss(out["motion"], text, teacher_texts(batch["text"]).to(d.device), model.logit_scale,
+                                 cfg.lambda_distill)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(max=math.log(100.0))
+            step += 1
+            n += 1
+            for k2, v in losses.items():
+                sums[k2] = sums.get(k2, 0.0) + float(v.detach())
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        train_m = _all_mean({f"train_{k2}": v / max(n, 1) for k2, v in sums.items()}, d)
+        val_m = {}
+        if val_set is not None and d.main:
+            val_m = validate_moclip(model, val_set, teacher_texts, cfg)
+        metrics = {"epoch": epoch + 1, "step": step, "phase": phase["name"], **train_m, **val_m,
+                   **{f"lr_{g['name']}": g["lr"] for g in opt.param_groups},
+                   "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
+        if d.main:
+            _log(run, metrics, writer)
+            last = epoch + 1 == cfg.epochs
+            if last or (epoch + 1) % cfg.checkpoint_every == 0:
+                _save_checkpoint(run, model, opt, epoch + 1, step)
+                save_weights(model.state_dict(), run / WEIGHTS)
+                run_config["student"]["fingerprint"] = student.fingerprint
+                run_config["metrics"] = {k2: v for k2, v in metrics.items()}
+                write_config(run, run_config)
+        _barrier(d)
+    if writer is not None:
+        writer.close()
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return metrics
+
+
+@torch.no_grad()
+def validate_moclip(model: MoCLIP, val_set, teacher_texts, cfg: MoCLIPTrainConfig, chunk: int = 32) -> dict[str, float]:
+    """Validation losses over the whole val split, and motion-to-text / text-to-motion retrieval top-1
+    within groups of `chunk` windows (the student's own embeddings; R-precision style)."""
+    from motionclip.core.data.windows import collate_motion
+
+    model.eval()
+    dev = model.logit_scale.device
+    motions, texts = [], []
+    for s in range(0, len(val_set), cfg.batch_size):
+        batch = collate_motion([val_set[i] for i in range(s, min(s + cfg.batch_size, len(val_set)))])
+        batch = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        motions.append(model.encode_motion(batch).float())
+        texts += batch["text"]
+    m = torch.nn.functional.normalize(torch.cat(motions), dim=-1)
+    s_emb = model.student.encode_text(texts, to_cpu=False).float()
+    t_emb = teacher_texts(texts).to(dev)
+    sums: dict[str, float] = {}
+    r1_m2t = r1_t2m = 0.0
+    groups = 0
+    for a in range(0, len(texts), chunk):
+        b = min(a + chunk, len(texts))
+        if b - a < 2:
+            continue
+        losses = moclip_loss(m[a:b], s_emb[a:b], t_emb[a:b], model.logit_scale, cfg.lambda_distill)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        sim = m[a:b] @ torch.nn.functional.normalize(s_emb[a:b], dim=-1).T
+        same = torch.tensor([[texts[a + i] == texts[a + j] for j in range(b - a)] for i in range(b - a)], device=dev)
+        hit = same[torch.arange(b - a), sim.argmax(1)]  # a retrieved text identical to the true one counts
+        r1_m2t += float(hit.float().mean())
+        r1_t2m += float(same[sim.argmax(0), torch.arange(b - a)].float().mean())
+        groups += 1
+    out = {f"val_{k}": v / max(groups, 1) for k, v in sums.items()}
+    out["val_r1_motion_to_text"] = r1_m2t / max(groups, 1)
+    out["val_r1_text_to_motion"] = r1_t2m / max(groups, 1)
+    return out
+
+
+# --- command line ---------------------------------------------------------------------------------------------
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 35,15, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"every number must be positive, got {text!r}")
+    return values
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return v
+
+
+def cmd_train_moclip(args) -> int:
+    from motionclip.core.run import read_config
+
+    overrides = {"teacher": args.teacher, "lambda_distill": args.lambda_distill, "batch_size": args.batch_size,
+                 "seed": args.seed, "window": args.window, "min_window": args.min_window,
+                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
+                 "num_workers": args.workers, "phase_epochs": args.phase_epochs}
+    if args.resume:
+        saved = read_config(args.out)
+        if saved.get("kind") != "moclip":
+            raise TrainError(f"{args.out}: not a MoCLIP run; resume it with the command that trained it")
+        cfg = load_moclip_config(None, {**saved["train"], **{k: v for k, v in overrides.items() if v is not None}})
+    else:
+        cfg = load_moclip_config(args.config or "small", overrides)
+    metrics = train_moclip(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = {k: metrics[k] for k in ("epoch", "phase", "train_total", "val_total", "val_r1_motion_to_text",
+                                         "samples_per_s") if k in metrics}
+        print(f"trained {args.out}: {json.dumps(shown)}; use it as a text encoder with --encoder moclip:{args.out}")
+    return 0
+
+
+def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
+    """The auto-encoder training config that fine-tunes run `init` with another text encoder: the
+    init run's settings and architecture, its weights as the start, lr 1e-6 unless overridden."""
+    from motionclip.core.run import read_config
+    from motionclip.train.autoencoder import load_train_config
+
+    saved = read_config(init)
+    kind, _, arg = encoder.partition(":")
+    if kind == "moclip" and arg:
+        encoder = f"moclip:{Path(arg).expanduser().resolve()}"  # the run records where the student lives
+    if saved.get("kind") == "moclip":
+        raise TrainError(f"--init {init}: that is a MoCLIP run (a text encoder); give a MotionCLIP run")
+    train = dict(saved["train"])
+    train.pop("init", None)
+    base = {**train, "model_overrides": dict(saved["model"]), "encoder": encoder, "lr": 1e-6, "epochs": 5,
+            "init": str(init)}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return load_train_config(None, base)
+
+
+def cmd_train_finetune(args) -> int:
+    from motionclip.core.run import read_config
+    from motionclip.train.autoencoder import load_train_config, train_autoencoder
+
+    overrides = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every}
+    if args.resume:
+        saved = read_config(args.out)["train"]
+        cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    else:
+        if not args.init or not args.encoder:
+            raise TrainError("train finetune needs --init MOTIONCLIP_RUN and --encoder SPEC (e.g. moclip:RUN)")
+        cfg = finetune_config(args.init, args.encoder, overrides)
+    metrics = train_autoencoder(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = {k: metrics[k] for k in ("epoch", "train_total", "val_total", "val_mpjpe_mm") if k in metrics}
+        print(f"fine-tuned {args.out}: {json.dumps(shown)}")
+    return 0
+
+
+def _train_subparsers(subparsers) -> argparse._SubParsersAction:
+    """The subcommands of `motionclip train` (defined in core/cli.py)."""
+    train = subparsers.choices["train"]
+    return next(a for a in train._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def register(subparsers) -> None:
+    tsub = _train_subparsers(subparsers)
+    q = tsub.add_parser(
+        "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
+        description="Train MoCLIP on DIR: a motion encoder head and a student copy of the teacher text encoder, with a "
+                    "contrastive loss (learnable temperature) + lambda_distill * MSE(student, teacher) + (1 - cos(student, "
+                    "motion)), through phases (default: the head alone, then the student too), AdamW, cosine schedule, "
+                    "gradient clipping. Writes RUN/config.json, RUN/model.safetensors (student + head), checkpoints, "
+                    "metrics.csv and TensorBoard logs. Then use the student anywhere a text encoder goes: "
+                    "--encoder moclip:RUN. Several GPUs: torchrun --nproc_per_node N -m motionclip.core.cli train moclip ...")
+    q.add_argument("--data", type=Path, required=True, metavar="DIR")
+    q.add_argument("--out", type=Path, required=True, metavar="RUN")
+    q.add_argument("--teacher", help="teacher text encoder spec: minilm (default, offline), clip:ViT-B/32, "
+                                     "clip:/path/to/weights.pt, clip-random:tiny (tests)")
+    q.add_argument("--config", metavar="PRESET|FILE.json",
+                   help=f"preset ({', '.join(TRAIN_PRESETS)}; default small) or a JSON file of MoCLIPTrainConfig fields")
+    q.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint, same settings")
+    q.add_argument("--lambda-distill", type=_nonneg_float, help="weight of the distillation MSE (default 0.4)")
+    q.add_argument("--phase-epochs", type=_ints, metavar="N,M,...", help="epochs of each phase, e.g. 35,15")
+    q.add_argument("--batch-size", type=int, help="global batch size (split over processes)")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--window", type=int, help="frames per window, at most (default 90)")
+    q.add_argument("--min-window", type=int, help="shortest window; 0 = all windows of --window frames")
+    q.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick runs)")
+    q.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 1)")
+    q.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=cmd_train_moclip)
+
+    q = tsub.add_parser(
+        "finetune", help="fine-tune a trained MotionCLIP auto-encoder with another text encoder (e.g. MoCLIP)",
+        description="Start from the weights and settings of a MotionCLIP run (--init) and train it further with another "
+                    "text encoder of the same dimension, by default at lr 1e-6 for 5 epochs (MoCLIP's downstream "
+                    "recipe). The new run records the new encoder, so generation, the server and evaluation use it.")
+    q.add_argument("--init", type=Path, metavar="RUN", help="the MotionCLIP run to start from")
+    q.add_argument("--encoder", help="the text encoder to fine-tune with, e.g. moclip:RUN")
+    q.add_argument("--data", type=Path, required=True, metavar="DIR")
+    q.add_argument("--out", type=Path, required=True, metavar="RUN2")
+    q.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-6)")
+    q.add_argument("--epochs", type=int, help="epochs (default 5)")
+    q.add_argument("--batch-size", type=int)
+    q.add_argument("--seed", type=int)
+    q.add_argument("--max-steps-per-epoch", type=int)
+    q.add_argument("--checkpoint-every", type=int)
+    q.add_argument("--resume", action="store_true", help="continue RUN2 from its last checkpoint")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=cmd_train_finetune)
