@@ -91,12 +91,22 @@ class TrainConfig:
             raise TrainError(f"{origin}: {exc}") from None
 
 
+_BUILTIN: dict[str, Any] = dict(
+    model="small", model_overrides={"enc_layers": 3, "dec_layers": 3, "ff_dim": 768}, encoder="minilm", epochs=35,
+    batch_size=16, lr=3e-4, window=120, min_window=30, stride=60, mirror_prob=0.5, seed=0,
+    loss=dict(LossWeights(text=10.0).to_dict()))
+
 # Training presets, as data. "small": trains on a 2-core CPU; "paper": MotionCLIP's settings
 # (with the paper's CLIP ViT-B/32 text encoder in "paper-clip").
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(model="small", epochs=20, batch_size=20),
     "paper": dict(model="paper", epochs=100, batch_size=20),
     "paper-clip": dict(model="paper", epochs=100, batch_size=20, encoder="clip:ViT-B/32"),
+    # The built-in model (core/assets/model; see its MODEL_CARD.md and train/builtin/): a small
+    # model with the offline text encoder, 4 s windows of varying length, a stronger text term.
+    "builtin": dict(_BUILTIN),
+    # The same recipe with CLIP ViT-B/32 (512-d latent), for users who have its weights.
+    "builtin-clip": dict(_BUILTIN, encoder="clip:ViT-B/32"),
 }
 
 

@@ -21,6 +21,6 @@ $MC data import "$DEEPMIMIC" /usr/share/assimp/models/BVH/01_01.bvh /usr/share/a
     --out "$WORK/data" --quiet
 $MC data synth --out "$WORK/data" --clips 300 --seed 0 --quiet
 $MC data info "$WORK/data"
-$MC train autoencoder --data "$WORK/data" --out "$WORK/run" --config train/builtin/config.json ${RESUME:+--resume}
+$MC train autoencoder --data "$WORK/data" --out "$WORK/run" --config builtin ${RESUME:+--resume}
 $MC export-run "$WORK/run" --out core/assets/model --float16
 $MC eval --checkpoint core/assets/model --data "$WORK/data" --split test --source bandai-namco
