@@ -140,3 +140,17 @@ def test_export_run_float16_keeps_the_model(run_dir, model, tmp_path, capsys) ->
     assert torch.allclose(a.quats, b.quats, atol=2e-2) and torch.allclose(a.trans, b.trans, atol=2e-2)
     assert main(["export-run", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 1
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_eval_command_prints_every_figure(run_dir, tmp_path, capsys) -> None:
+    data = run_dir.parent / "data"
+    assert main(["eval", "--checkpoint", str(run_dir), "--data", str(data), "--split", "train", "--seeds", "1",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["clips"] > 0 and r["actions"] >= 5
+    assert 0 < r["mpjpe_pelvis_aligned_mm"] and 0 < r["mpjpe_mm"] < 1e5
+    assert 0 <= r["recognition_top1"] <= r["recognition_top5"] <= 1 and r["chance_top1"] == round(1 / r["actions"], 4)
+    assert len(r["generated_recognised"]) == r["actions"]
+    assert all(0 <= v <= 1 for v in r["generated_recognised"].values())
+    assert main(["eval", "--checkpoint", str(run_dir), "--data", str(data), "--source", "nowhere"]) == 1
+    assert "no clip with an action label" in capsys.readouterr().err
