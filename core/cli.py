@@ -198,7 +198,11 @@ def _write(motion, path: Path) -> None:
 
 
 def cmd_generate(args) -> int:
-    m = _model(args).generate(args.prompt, frames=args.frames, seconds=args.seconds, fps=args.fps, seed=args.seed)
+    if args.server:
+        from .server_cli import remote_generate
+        m = remote_generate(args)
+    else:
+        m = _model(args).generate(args.prompt, frames=args.frames, seconds=args.seconds, fps=args.fps, seed=args.seed)
     _write(m, args.out)
     return 0
 
@@ -207,7 +211,11 @@ def cmd_recognize(args) -> int:
     from .io import load_motion
 
     labels = [l.strip() for l in args.labels.split(",") if l.strip()]
-    ranked = _model(args).recognize(load_motion(args.motion), labels)[: args.top]
+    if args.server:
+        from .server_cli import remote_recognize
+        ranked = remote_recognize(args, load_motion(args.motion), labels)
+    else:
+        ranked = _model(args).recognize(load_motion(args.motion), labels)[: args.top]
     if args.json:
         print(json.dumps([{"label": l, "score": round(s, 6)} for l, s in ranked]))
     else:
@@ -217,10 +225,13 @@ def cmd_recognize(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    model = _model(args)
     a, b = _motion_or_prompt(args.a), _motion_or_prompt(args.b)
     alphas = [float(x) for x in args.alpha.split(",")] if args.alpha else [0.5]
-    motions = model.interpolate(a, b, alphas, frames=args.frames, seconds=args.seconds, fps=args.fps)
+    if args.server:
+        from .server_cli import remote_interpolate
+        motions = remote_interpolate(args, a, b, alphas)
+    else:
+        motions = _model(args).interpolate(a, b, alphas, frames=args.frames, seconds=args.seconds, fps=args.fps)
     for alpha, m in zip(alphas, motions):
         out = args.out if len(motions) == 1 else args.out.with_name(f"{args.out.stem}_{alpha:g}{args.out.suffix}")
         _write(m, out)
@@ -230,7 +241,11 @@ def cmd_interpolate(args) -> int:
 def cmd_edit(args) -> int:
     from .io import load_motion
 
-    m = _model(args).edit(load_motion(args.motion), args.source, args.target, strength=args.strength)
+    if args.server:
+        from .server_cli import remote_edit
+        m = remote_edit(args, load_motion(args.motion))
+    else:
+        m = _model(args).edit(load_motion(args.motion), args.source, args.target, strength=args.strength)
     _write(m, args.out)
     return 0
 
@@ -238,6 +253,9 @@ def cmd_edit(args) -> int:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--server", metavar="URL", help="ask a running `motionclip serve` at URL (e.g. "
+                   "http://127.0.0.1:8765) instead of loading the model here")
+    p.add_argument("--token", help="the server's token, with --server (default: $MOTIONCLIP_TOKEN)")
 
 
 def _add_length_options(p: argparse.ArgumentParser) -> None:
@@ -477,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
 # One line per module; each module imports its heavy dependencies inside its commands only.
 _COMMAND_MODULES: tuple[str, ...] = (
     "motionclip.train.moclip",
+    "motionclip.core.server_cli",
 )
 
 
