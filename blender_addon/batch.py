@@ -161,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         health = api.health(timeout=10.0)
     except client.BackendError as exc:
         raise BatchError(str(exc)) from None
+    if not bpy.data.filepath:  # no scene file given: start from an empty scene, not the default cube
+        bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     fps = args.fps or scene.render.fps / scene.render.fps_base
     if args.fps:

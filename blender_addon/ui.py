@@ -123,37 +123,48 @@ def length_kwargs(settings, scene) -> dict:
     return {"frames": max(1, min(protocol.MAX_FRAMES, scene.frame_end - scene.frame_start + 1)), "fps": fps}
 
 
-def target_armature(context, settings):
+def target_name(context, settings) -> str | None:
     ob = context.active_object
     if settings.target == "AUTO" and rig.is_smpl_armature(ob):
-        return ob
+        return ob.name
     return None
 
 
-def apply_generated(context, settings, motion, name: str, *, target=None, with_body: bool | None = None) -> str:
-    """Key a motion on the target armature (made when there is none); returns a status line.
-    Runs on the main thread."""
+def undo_base() -> None:
+    """Headless Blender starts with an empty undo stack: give it a step for the state before a
+    change, so that the change can be undone there too (a UI session always has one)."""
+    if bpy.ops.ed.undo_push.poll() and not bpy.ops.ed.undo.poll():
+        bpy.ops.ed.undo_push(message="before motionclip")
+
+
+def push_undo(message: str) -> None:
+    """One undo step for a change made outside an operator's own undo handling (the result of a
+    job is applied from a timer, after its operator has finished)."""
+    if bpy.ops.ed.undo_push.poll():
+        bpy.ops.ed.undo_push(message=message)
+
+
+def apply_generated(context, motion, name: str, *, target: str | None, start_frame: int, with_body: bool) -> str:
+    """Key a motion on the armature named ``target`` (a new one when there is none, or when it is
+    gone: deleted or undone while the backend worked); returns a status line. Main thread only.
+    Only plain values cross from the operator: Python references to Blender data do not survive
+    an undo in between."""
     scene = context.scene
-    try:  # the target may have been deleted (or undone) while the backend worked
-        arm = target if target is not None and bpy.data.objects.get(target.name) == target else None
-    except ReferenceError:
+    undo_base()
+    arm = bpy.data.objects.get(target) if target else None
+    if arm is not None and not rig.is_smpl_armature(arm):
         arm = None
     made = arm is None
     if made:
         arm = rig.build_armature("SMPL", motion.rest_offsets)
-        if settings.body if with_body is None else with_body:
+        if with_body:
             body.add_body(arm)
-    action = rig.apply_motion(arm, motion, rig.action_name_for(name), settings.start_frame,
+    action = rig.apply_motion(arm, motion, rig.action_name_for(name), start_frame,
                               meta={"motionclip_prompt": name, "motionclip_fps": float(motion.fps)})
-    first = settings.start_frame
-    last = first + motion.num_frames - 1
+    first, last = start_frame, start_frame + motion.num_frames - 1
     scene.frame_start, scene.frame_end = first, last
-    if scene.frame_current < first or scene.frame_current > last:
-        scene.frame_set(first)
-    else:
-        scene.frame_set(scene.frame_current)
-    if not bpy.app.background or bpy.ops.ed.undo_push.poll():
-        bpy.ops.ed.undo_push(message=f"motionclip: {name}")
+    scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
+    push_undo(f"motionclip: {name}")
     return (f"{'New armature' if made else arm.name}: action \"{action.name}\", {motion.num_frames} frames "
             f"at {motion.fps:g} fps")
 
@@ -200,7 +211,7 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
             return {"CANCELLED"}
         length = length_kwargs(settings, context.scene)
         seed = settings.seed
-        target = target_armature(context, settings)
+        target, start, with_body = target_name(context, settings), settings.start_frame, settings.body
         if other:
             alpha = settings.blend
             name = f"{prompt} | {other} {alpha:.2f}"
@@ -209,7 +220,8 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
             name = prompt
             work = lambda: client.generate(prompt, seed=seed, **length)  # noqa: E731
         return self.launch(context, "Generating", work,
-                           lambda motion: apply_generated(bpy.context, settings, motion, name, target=target))
+                           lambda motion: apply_generated(bpy.context, motion, name, target=target,
+                                                          start_frame=start, with_body=with_body))
 
 
 def _selected_motion(context):
@@ -266,8 +278,10 @@ class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
             return {"CANCELLED"}
         src, dst, strength = settings.edit_from.strip(), settings.edit_to.strip(), settings.edit_strength
         name = f"{ob.animation_data.action.name} ({src} -> {dst})"
+        target, start = ob.name, int(round(ob.animation_data.action.frame_range[0]))
         return self.launch(context, "Editing", lambda: client.edit(motion, src, dst, strength),
-                           lambda m: apply_generated(bpy.context, settings, m, name, target=ob))
+                           lambda m: apply_generated(bpy.context, m, name, target=target, start_frame=start,
+                                                     with_body=False))
 
 
 class MOTIONCLIP_OT_cancel(bpy.types.Operator):

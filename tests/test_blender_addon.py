@@ -1,0 +1,328 @@
+"""The Blender add-on end to end: the built zip, a real server, real Blender.
+
+A tiny model is trained through the real trainer (synthetic data, random tiny CLIP: no real
+weights exist on this machine), served by `motionclip serve` on a free loopback port, and the
+zip that build_addon.py makes is installed into Blender, which then generates through its
+panel's operators (tests/blender_scripts/addon_session.py dumps what Blender made):
+
+- bpy 5.0 (the PyPI module, .venv-blender): installs as an extension; fast suite.
+- Debian's Blender 3.4 (`blender -b`): installs as a legacy add-on; slow suite.
+- `motionclip blender-batch` with Debian's Blender renders three prompts to MP4; slow suite.
+
+What Blender keyed is compared with the server's own answer to the same request: the keyed
+pose quaternions against B^-1 C L C^-1 B (B the bone's rest orientation, C the Y-up to Z-up
+turn), and, independently of that formula, every posed bone's world rotation and head against
+the project's forward kinematics of the answer, within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from motionclip.core.protocol import JOINT_NAMES, PARENTS
+from motionclip.core.skeleton import forward_kinematics
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import build_addon  # noqa: E402
+
+SESSION = REPO / "tests" / "blender_scripts" / "addon_session.py"
+BLENDER_PYTHON = Path(os.environ.get("MOTIONCLIP_BLENDER_PYTHON", REPO / ".venv-blender" / "bin" / "python"))
+DEBIAN_BLENDER = shutil.which("blender")
+# The session's request (tests/blender_scripts/addon_session.py).
+PROMPT_1, PROMPT_2, FRAMES, START, FPS, SEED = "a person jumps", "a person waves with the left hand", 48, 10, 24, 7
+C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # SMPL Y up -> Blender Z up
+TOL = 1e-4
+TINY = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
+            encoder="clip-random:tiny", epochs=2, batch_size=8, window=60, max_steps_per_epoch=4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    from motionclip.core.data.synth import synthesize
+    from motionclip.train.autoencoder import load_train_config, train_autoencoder
+
+    root = tmp_path_factory.mktemp("addon_model")
+    synthesize(root / "data", clips=24, seed=0, progress=False)
+    train_autoencoder(root / "data", root / "run", load_train_config(None, TINY), progress=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def server(tiny_run, tmp_path_factory):
+    """`motionclip serve` on a free port, as a user starts it."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    exe = Path(sys.executable).parent / "motionclip"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([str(exe), "serve", "--checkpoint", str(tiny_run), "--port", str(port),
+                                 "--device", "cpu"], stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"motionclip serve exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"motionclip serve did not answer within 180 s: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory) -> Path:
+    return build_addon.build(tmp_path_factory.mktemp("dist"))
+
+
+def post(url: str, path: str, body: dict) -> dict:
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+# ---------------------------------------------------------------- comparisons
+
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(q.shape[:-1] + (3, 3))
+
+
+def check_against_answer(dumped: dict, answer: dict, start: int) -> None:
+    """Blender's armature and action against the server's answer (see the module docstring)."""
+    frames = len(answer["rotations"])
+    # Skeleton: SMPL's 24 bones, names and hierarchy; rest heads at the answer's rest skeleton, Z up.
+    assert sorted(dumped["bones"]) == sorted(JOINT_NAMES)
+    assert dumped["parents"] == {n: (JOINT_NAMES[p] if p >= 0 else None) for n, p in zip(JOINT_NAMES, PARENTS)}
+    off = np.asarray(answer["rest_offsets"], dtype=np.float64)
+    rest_pos = np.zeros((24, 3))
+    for j, p in enumerate(PARENTS):
+        rest_pos[j] = off[j] if p < 0 else rest_pos[p] + off[j]
+    rest = {n: np.asarray(dumped["rest"][n]) for n in JOINT_NAMES}
+    heads = np.array([rest[n][:3, 3] for n in JOINT_NAMES])
+    np.testing.assert_allclose(heads, rest_pos @ C.T, atol=1e-5)
+    assert dumped["rotation_modes"] == ["QUATERNION"]
+
+    # Action: frame range, one key per frame on each of 24x4 rotation + 3 root location channels.
+    assert dumped["frame_range"] == [start, start + frames - 1]
+    assert dumped["scene_range"] == [start, start + frames - 1]
+    curves = {(c["path"], c["index"]): np.asarray(c["co"]).reshape(-1, 2) for c in dumped["fcurves"]}
+    assert len(curves) == 24 * 4 + 3
+    expected_frames = start + np.arange(frames)
+    for key, co in curves.items():
+        assert co.shape == (frames, 2), key
+        np.testing.assert_array_equal(co[:, 0], expected_frames, err_msg=str(key))
+
+    # Keyed values: pose quaternion = B^-1 (C L C^-1) B, root location = B0^-1 C trans.
+    L = quat_to_matrix(np.asarray(answer["rotations"], dtype=np.float64))        # [T, 24, 3, 3] Y up
+    trans = np.asarray(answer["trans"], dtype=np.float64)
+    worst = 0.0
+    for j, name in enumerate(JOINT_NAMES):
+        q = np.stack([curves[(f'pose.bones["{name}"].rotation_quaternion', i)][:, 1] for i in range(4)], -1)
+        B = rest[name][:3, :3]
+        expected = B.T @ C @ L[:, j] @ C.T @ B
+        worst = max(worst, float(np.abs(quat_to_matrix(q) - expected).max()))
+    assert worst < TOL, f"keyed rotations differ from the answer by {worst:.2e}"
+    loc = np.stack([curves[('pose.bones["Pelvis"].location', i)][:, 1] for i in range(3)], -1)
+    np.testing.assert_allclose(loc, trans @ C.T @ rest["Pelvis"][:3, :3], atol=TOL)
+
+    # Playback: posed bones (Blender's own evaluation) against the project's FK of the answer.
+    pos, glob = forward_kinematics(torch.from_numpy(L), torch.from_numpy(rest_pos), torch.from_numpy(trans))
+    pos, glob = pos.numpy() @ C.T, C @ glob.numpy() @ C.T                         # Z up
+    assert len(dumped["posed"]) == frames
+    rot_err = pos_err = 0.0
+    for t, posed in enumerate(dumped["posed"]):
+        for j, name in enumerate(JOINT_NAMES):
+            M = np.asarray(posed[name])
+            rot_err = max(rot_err, float(np.abs(M[:3, :3] @ rest[name][:3, :3].T - glob[t, j]).max()))
+            pos_err = max(pos_err, float(np.abs(M[:3, 3] - pos[t, j]).max()))
+    assert rot_err < TOL and pos_err < TOL, (rot_err, pos_err)
+    # The motion really moves (a rest pose would compare equal too).
+    assert np.ptp(pos[:, :, :], axis=0).max() > 0.05
+
+
+def check_session(d: dict, url: str) -> None:
+    assert "exception" not in d, d.get("exception")
+    # Installed and enabled, with its panel, operators and settings.
+    assert d["enabled"]
+    reg = d["registered"]
+    assert reg["panel_class"] and reg["scene_settings"] and reg["job_state"]
+    assert {"generate", "recognize", "edit", "cancel"} <= set(reg["operators"])
+
+    # Generate: the answer the server gives to the same request.
+    assert d["generate_error"] is None
+    answer = post(url, "/generate", {"prompt": PROMPT_1, "frames": FRAMES, "fps": float(FPS), "seed": SEED})
+    assert answer["fps"] == FPS and len(answer["rotations"]) == FRAMES
+    first = d["first"]
+    assert first["action"] == PROMPT_1
+    assert first["children"] == [f"{first['name']}_body"]
+    check_against_answer(first, answer, START)
+    assert d["job_after_first"]["error"] == ""
+
+    # Undo removes the armature, its body and the action.
+    before = set(d["objects_before"])
+    assert set(d["after_undo"]["objects"]) == before and d["after_undo"]["armatures"] == []
+    assert d["after_undo"]["actions"] == []
+
+    # Regenerate: the same armature gets a new action; the old one is gone; nothing else is added.
+    assert d["regenerate_errors"] == [None, None]
+    r = d["regenerate"]
+    assert r["same_object"] and r["armatures"] == r["before"]["armatures"] and len(r["armatures"]) == 1
+    assert r["objects"] == r["before"]["objects"] == len(before) + 2
+    assert r["actions"] == [PROMPT_2]
+    second = post(url, "/generate", {"prompt": PROMPT_2, "frames": FRAMES, "fps": float(FPS), "seed": SEED + 1})
+    check_against_answer(r["second"], second, START)
+
+    # Server down: the panel's state holds the error, the operator fails, nothing else changed.
+    down = d["server_down"]
+    assert "cannot reach the backend" in down["panel_error"] and "nothing is listening" in down["panel_error"]
+    assert down["operator_error"] and "cannot reach the backend" in down["operator_error"]
+    assert "failed" in down["panel_status"] and not down["running"]
+    assert down["after"] == down["before"]
+
+    # Recognise: every candidate label ranked, best first.
+    rec = d["recognize"]
+    assert rec["error"] is None
+    assert sorted(l for l, _ in rec["labels"]) == ["jump", "walk", "wave"]
+    scores = [s for _, s in rec["labels"]]
+    assert scores == sorted(scores, reverse=True)
+
+    # Disabled: nothing of the add-on stays registered.
+    after = d["after_disable"]
+    assert after == {"types": [], "scene_settings": False, "job_state": False, "operators": [],
+                     "panel_class": False}
+    assert not d["enabled_after_disable"]
+
+
+# ---------------------------------------------------------------- tests
+
+def test_zip_holds_the_addon_protocol_and_backend(addon_zip) -> None:
+    with zipfile.ZipFile(addon_zip) as zf:
+        names = set(zf.namelist())
+        assert {"motionclip_blender/__init__.py", "motionclip_blender/blender_manifest.toml",
+                "motionclip_blender/batch.py", "motionclip_blender/protocol.py",
+                "motionclip_blender/backend/pyproject.toml", "motionclip_blender/backend/core/protocol.py",
+                "motionclip_blender/backend/core/server.py" if (REPO / "core/server.py").exists() else
+                "motionclip_blender/backend/core/cli.py"} <= names
+        # The wire protocol is the backend's own file, byte for byte.
+        assert zf.read("motionclip_blender/protocol.py") == (REPO / "core" / "protocol.py").read_bytes()
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        assert all(n.startswith("motionclip_blender/") for n in names)
+        manifest = zf.read("motionclip_blender/blender_manifest.toml").decode()
+    assert 'id = "motionclip_blender"' in manifest
+    assert addon_zip.name == f"motionclip_blender-{build_addon.versions()['pyproject.toml']}.zip"
+    # The add-on itself never imports torch or the backend.
+    for f in (REPO / "blender_addon").glob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+(torch|numpy\.torch|motionclip)\b", f.read_text(), re.M), f
+
+
+def test_bpy_extension_generates_against_real_server(addon_zip, server, tmp_path) -> None:
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON} (python3 -m venv .venv-blender && "
+                    ".venv-blender/bin/pip install bpy==5.0.1)")
+    out = tmp_path / "session.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")  # a throwaway user folder for the extension
+    proc = subprocess.run([str(BLENDER_PYTHON), str(SESSION), str(addon_zip), server, dead_url(), str(out)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["blender"].startswith("5.") and d["module"] == "bl_ext.user_default.motionclip_blender"
+    check_session(d, server)
+    assert proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_debian_blender_legacy_addon_generates(addon_zip, server, tmp_path) -> None:
+    if DEBIAN_BLENDER is None:
+        pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
+    out = tmp_path / "session.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    proc = subprocess.run([DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
+                           str(SESSION), "--", str(addon_zip), server, dead_url(), str(out)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["module"] == "motionclip_blender"
+    check_session(d, server)
+    assert proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_batch_renders_three_prompts_to_mp4(server, tmp_path) -> None:
+    if DEBIAN_BLENDER is None or shutil.which("ffprobe") is None:
+        pytest.skip("needs `blender` and `ffprobe` on PATH (apt-get install blender python3-numpy ffmpeg)")
+    prompts = tmp_path / "prompts.json"
+    wanted = {"a person walks forward": 24, "a person jumps": 36, "a person waves": 30}
+    items = [{"prompt": p, "frames": n} for p, n in wanted.items()]
+    items.insert(1, {"prompt": ""})  # a bad entry: skipped and reported, the others still render
+    prompts.write_text(json.dumps(items))
+    out = tmp_path / "renders"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    exe = Path(sys.executable).parent / "motionclip"
+    proc = subprocess.run([str(exe), "blender-batch", "--blender", DEBIAN_BLENDER, "--prompts", str(prompts),
+                           "--out", str(out), "--format", "mp4", "--server", server, "--fps", "24",
+                           "--resolution", "160x120"], env=env, capture_output=True, text=True, timeout=900)
+    log = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 1, log  # one bad entry
+    assert "item 1: needs a non-empty" in proc.stderr
+    report = json.loads((out / "batch_report.json").read_text())
+    ok = [it for it in report["items"] if it["status"] == "ok"]
+    assert len(ok) == 3 and len(report["items"]) == 4
+    for it in ok:
+        mp4 = Path(it["file"])
+        assert mp4.suffix == ".mp4" and mp4.parent == out
+        probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                                "stream=nb_read_frames,width,height", "-of", "json", str(mp4)],
+                               capture_output=True, text=True, check=True)
+        stream = json.loads(probe.stdout)["streams"][0]
+        assert int(stream["nb_read_frames"]) == wanted[it["prompt"]] == it["frames"], (mp4, stream)
+        assert (stream["width"], stream["height"]) == (160, 120)
+
+
+def test_batch_exits_2_with_the_reason_when_no_backend(tmp_path) -> None:
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("# a comment\na person walks\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    proc = subprocess.run([str(BLENDER_PYTHON), str(REPO / "blender_addon" / "batch.py"), "--prompts", str(prompts),
+                           "--out", str(tmp_path / "o"), "--server", dead_url()],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: cannot reach the backend" in proc.stderr
