@@ -1,0 +1,162 @@
+"""The pyrender renderer: offscreen OpenGL through EGL (default) or OSMesa, no display needed.
+
+PyOpenGL picks its platform when it is first imported, from $PYOPENGL_PLATFORM; this module sets
+it before importing pyrender: "egl" when libEGL is present, else "osmesa" when libOSMesa is, else a
+RenderError saying which system packages to install. A platform set by the user is kept.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from typing import Callable
+
+import numpy as np
+
+from .bodies import Body, PosedFrames, RenderError, vertex_normals
+from .scene import SceneSpec
+
+PLATFORMS = ("egl", "osmesa")
+APT_HINT = ("apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 (EGL, the default), or "
+            "apt-get install libosmesa6 and pip install 'PyOpenGL==3.1.10' with PYOPENGL_PLATFORM=osmesa")
+
+
+def _loadable(name: str, find: Callable[[str], str | None]) -> bool:
+    path = find(name)
+    if not path:
+        return False
+    try:
+        ctypes.CDLL(path)
+    except OSError:
+        return False
+    return True
+
+
+def choose_platform(env: dict | None = None, find: Callable[[str], str | None] = ctypes.util.find_library) -> str:
+    """The PyOpenGL platform to use: $PYOPENGL_PLATFORM when set, else egl, else osmesa."""
+    env = os.environ if env is None else env
+    wanted = (env.get("PYOPENGL_PLATFORM") or "").strip().lower()
+    if wanted:
+        if wanted not in PLATFORMS:
+            raise RenderError(f"PYOPENGL_PLATFORM={wanted!r} cannot render offscreen; use egl or osmesa "
+                              f"(or unset it to choose automatically)")
+        lib = "EGL" if wanted == "egl" else "OSMesa"
+        if not _loadable(lib, find):
+            raise RenderError(f"PYOPENGL_PLATFORM={wanted} but lib{lib} is not installed: {APT_HINT}")
+        return wanted
+    if _loadable("EGL", find):
+        return "egl"
+    if _loadable("OSMesa", find):
+        return "osmesa"
+    raise RenderError(f"pyrender needs EGL or OSMesa for offscreen rendering and neither is installed: {APT_HINT}; "
+                      f"or use --renderer blender")
+
+
+def import_pyrender():
+    """pyrender, imported with an offscreen platform chosen (see choose_platform)."""
+    if "pyrender" in sys.modules:
+        return sys.modules["pyrender"]
+    platform = choose_platform()
+    if "OpenGL" in sys.modules and os.environ.get("PYOPENGL_PLATFORM", "").lower() != platform:
+        raise RenderError("PyOpenGL was already imported for another platform in this process; set "
+                          f"PYOPENGL_PLATFORM={platform} before anything imports OpenGL")
+    os.environ["PYOPENGL_PLATFORM"] = platform
+    try:
+        import pyrender
+    except ImportError as exc:
+        raise RenderError(f"the pyrender renderer needs the pyrender package ({exc}): pip install "
+                          f"'motionclip[render]'") from None
+    return pyrender
+
+
+def _look_at_pose(direction: np.ndarray) -> np.ndarray:
+    """A node pose whose -Z axis points along `direction` (pyrender lights shine along -Z)."""
+    z = -direction / np.linalg.norm(direction)
+    helper = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    M = np.eye(4)
+    M[:3, :3] = np.stack([x, y, z], axis=1)
+    return M
+
+
+class PyrenderRenderer:
+    """Renders posed bodies with pyrender; one OpenGL context per instance (per process)."""
+
+    name = "pyrender"
+
+    def __init__(self) -> None:
+        self.pyrender = import_pyrender()
+        self.platform = os.environ.get("PYOPENGL_PLATFORM", "")
+        self._renderer = None
+        self._size: tuple[int, int] | None = None
+
+    def _offscreen(self, width: int, height: int):
+        if self._renderer is not None and self._size == (width, height):
+            return self._renderer
+        self.close()
+        try:
+            self._renderer = self.pyrender.OffscreenRenderer(width, height)
+        except Exception as exc:  # EGL / OSMesa context creation failures come as assorted errors
+            raise RenderError(f"pyrender could not open an offscreen OpenGL context with PYOPENGL_PLATFORM="
+                              f"{self.platform} ({type(exc).__name__}: {exc}). {APT_HINT}") from None
+        self._size = (width, height)
+        return self._renderer
+
+    def render(self, body: Body, posed: PosedFrames, spec: SceneSpec,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """uint8 [N, H, W, 3], one image per posed frame."""
+        pr = self.pyrender
+        r = self._offscreen(spec.width, spec.height)
+        scene = pr.Scene(bg_color=[*map(float, spec.background), 1.0], ambient_light=[0.3, 0.3, 0.3])
+        material = pr.MetallicRoughnessMaterial(baseColorFactor=[*map(float, spec.body_color), 1.0],
+                                                metallicFactor=0.0, roughnessFactor=0.7, doubleSided=True)
+        if spec.floor is not None:
+            y, x0, x1, z0, z1 = spec.floor
+            quad = np.array([[x0, y, z0], [x0, y, z1], [x1, y, z1], [x1, y, z0]], np.float32)
+            floor = pr.Primitive(positions=quad, normals=np.tile([0.0, 1.0, 0.0], (4, 1)).astype(np.float32),
+                                 indices=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
+                                 material=pr.MetallicRoughnessMaterial(
+                                     baseColorFactor=[*map(float, spec.floor_color), 1.0], metallicFactor=0.0,
+                                     roughnessFactor=1.0, doubleSided=True))
+            scene.add(pr.Mesh([floor]))
+        scene.add(pr.DirectionalLight(color=np.ones(3), intensity=spec.light_intensity),
+                  pose=_look_at_pose(spec.light_dir))
+        # A weaker fill light from the camera's side, so the shadowed side is not black.
+        cam_back = spec.cameras[0, :3, 2]
+        scene.add(pr.DirectionalLight(color=np.ones(3), intensity=spec.light_intensity * 0.35),
+                  pose=_look_at_pose(-cam_back))
+        cam = scene.add(pr.PerspectiveCamera(yfov=spec.yfov, aspectRatio=spec.width / spec.height,
+                                             znear=0.05, zfar=200.0), pose=spec.cameras[0])
+        normals = vertex_normals(posed.vertices, body.faces)
+        faces = body.faces.astype(np.uint32)
+        out = np.empty((len(posed.vertices), spec.height, spec.width, 3), np.uint8)
+        node = None
+        for i, verts in enumerate(posed.vertices):
+            prim = pr.Primitive(positions=verts, normals=normals[i], indices=faces, material=material)
+            if node is not None:
+                scene.remove_node(node)
+            node = scene.add(pr.Mesh([prim]))
+            scene.set_pose(cam, spec.cameras[i])
+            color, _ = r.render(scene)
+            out[i] = color[..., :3]
+            if progress is not None:
+                progress(1)
+        return out
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            try:
+                self._renderer.delete()
+            except Exception:
+                pass
+            self._renderer = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
