@@ -266,6 +266,10 @@ def _add_length_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(args) -> int:
+    if getattr(args, "evaluator", None):  # the standard text-to-motion metrics (train/t2m_eval.py)
+        from motionclip.train.t2m_eval import cmd_eval_t2m
+
+        return cmd_eval_t2m(args)
     from motionclip.train.evaluate import evaluate, format_table
 
     result = evaluate(args.checkpoint, args.data, split=args.split, source=args.source, seeds=args.seeds,
@@ -495,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
 # One line per module; each module imports its heavy dependencies inside its commands only.
 _COMMAND_MODULES: tuple[str, ...] = (
     "motionclip.train.moclip",
+    "motionclip.train.evaluator",
+    "motionclip.train.t2m_eval",
     "motionclip.core.server_cli",
     "motionclip.core.blender_batch",
 )

@@ -210,8 +210,10 @@ def _set_phase(model: MoCLIP, opt: torch.optim.Optimizer, phase: dict[str, Any])
 
 
 def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resume: bool = False,
-                 progress: bool = True) -> dict[str, Any]:
-    """Train MoCLIP; returns the final metrics. Writes the run directory at `out`."""
+                 progress: bool = True, until_epoch: int | None = None) -> dict[str, Any]:
+    """Train MoCLIP; returns the final metrics. Writes the run directory at `out`.
+
+    until_epoch: stop after this epoch (a checkpoint is written there; --resume continues)."""
     from torch.utils.data import DataLoader, DistributedSampler
 
     from motionclip.core.data.windows import MotionWindows, collate_motion
@@ -278,7 +280,8 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     metrics: dict[str, Any] = {}
     current = None  # the phase whose trainable set and text lookup are in place
     ddp, student_texts = model, None
-    for epoch in range(start_epoch, cfg.epochs):
+    stop = cfg.epochs if until_epoch is None else min(cfg.epochs, until_epoch)
+    for epoch in range(start_epoch, stop):
         k, phase, phase_start = cfg.phase_at(epoch)
         if k != current:
             _set_phase(model, opt, phase)
@@ -340,7 +343,7 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
                    "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
         if d.main:
             _log(run, metrics, writer)
-            last = epoch + 1 == cfg.epochs
+            last = epoch + 1 == stop
             if last or (epoch + 1) % cfg.checkpoint_every == 0:
                 _save_checkpoint(run, model, opt, epoch + 1, step)
                 save_weights(model.state_dict(), run / WEIGHTS)
@@ -442,7 +445,8 @@ def cmd_train_moclip(args) -> int:
         cfg = load_moclip_config(None, {**saved["train"], **{k: v for k, v in overrides.items() if v is not None}})
     else:
         cfg = load_moclip_config(args.config or "small", overrides)
-    metrics = train_moclip(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    metrics = train_moclip(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
+                           until_epoch=args.until_epoch)
     if int(os.environ.get("RANK", "0")) == 0:
         shown = {k: metrics[k] for k in ("epoch", "phase", "train_total", "val_total", "val_r1_motion_to_text",
                                          "samples_per_s") if k in metrics}
@@ -522,6 +526,7 @@ def register(subparsers) -> None:
     q.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick runs)")
     q.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 1)")
     q.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
+    q.add_argument("--until-epoch", type=int, metavar="N", help="stop after epoch N (continue later with --resume)")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=cmd_train_moclip)
 
