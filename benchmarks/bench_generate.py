@@ -4,9 +4,10 @@ with the offline encoder, <= 200 ms with a ViT-B/32-sized CLIP text tower).
     python benchmarks/bench_generate.py [--checkpoint RUN] [--requests 30]
 
 Times MotionModel.generate end to end: text encoding, decoding 120 frames, conversion to a
-Motion. With --checkpoint the run's own model and encoder are used; otherwise (and always for
-the CLIP row, whose real weights cannot be downloaded here) a model with the built-in model's
-architecture and random weights, paired with the encoder: latency does not depend on the weights.
+Motion. The first row times --checkpoint's model and encoder, or else the built-in model with its
+offline encoder; the CLIP row (whose real weights cannot be downloaded here) pairs a random
+ViT-B/32-sized text tower with a random model of the built-in model's architecture: latency
+does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ def main() -> None:
     base = {k: v for k, v in base.items() if k != "latent_dim"}
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
-        if args.checkpoint:
-            rows.append((f"{args.checkpoint}", MotionModel(args.checkpoint, device="cpu")))
+        if args.checkpoint or (builtin / "config.json").is_file():
+            run = args.checkpoint or builtin
+            model = MotionModel(run, device="cpu")
+            rows.append((f"{'built-in model' if run == builtin else run} ({model.encoder.name} text encoder)", model))
         else:
             enc = load_encoder("minilm", device="cpu")
             rows.append(("offline encoder (MiniLM, 384-d), random-weight model", MotionModel(
