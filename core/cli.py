@@ -523,6 +523,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "motionclip.train.t2m_eval",
     "motionclip.core.server_cli",
     "motionclip.core.blender_batch",
+    "motionclip.render.cli",
 )
 
 

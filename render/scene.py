@@ -6,6 +6,8 @@ motion's own Y-up metres. Two camera modes keep the whole body in frame over the
     fit      one fixed camera, fitted to every posed vertex of every rendered frame
     follow   the camera moves with the body's centre (smoothed) at one fixed distance, fitted to
              the body's largest extent around that centre; a walk across the room stays large
+    frame    every frame fitted on its own (stills, and the frames whose CLIP embeddings are cached:
+             the body fills the picture whatever the other frames do)
 
 The fit is exact for a pinhole camera: for a view direction, the distance is the smallest at which
 every point projects inside the image (less a margin).
@@ -21,7 +23,7 @@ import numpy as np
 
 from .bodies import RenderError
 
-CAMERAS = ("fit", "follow")
+CAMERAS = ("fit", "follow", "frame")
 WHITE = (1.0, 1.0, 1.0)
 
 
@@ -30,7 +32,7 @@ class SceneOptions:
     """Everything about the picture that is not the body's pose."""
 
     size: int | tuple[int, int] = 224        # pixels: one number for a square, or (width, height)
-    camera: str = "fit"                     # "fit" | "follow"
+    camera: str = "fit"                     # "fit" | "follow" | "frame"
     azimuth: float = 30.0                   # degrees about +Y, from +Z (the canonical facing) toward +X
     elevation: float = 12.0                 # degrees above the horizon
     yfov: float = 40.0                      # vertical field of view, degrees
@@ -128,6 +130,10 @@ def make_scene(vertices: np.ndarray, joints: np.ndarray, options: SceneOptions,
         center = (lo + hi) / 2
         d = fit_distance(vertices.reshape(-1, 3), center, basis, tan_x, tan_y)
         cams = np.repeat(camera_matrix(center + d * basis[2], basis)[None], n, axis=0)
+    elif options.camera == "frame":
+        centers = (vertices.min(1) + vertices.max(1)) / 2  # [N, 3]
+        cams = np.stack([camera_matrix(c + fit_distance(v, c, basis, tan_x, tan_y) * basis[2], basis)
+                         for v, c in zip(vertices, centers)])
     else:
         # Each frame's centre: the middle of its bounding box, smoothed over time (about a third of a
         # second either side at 30 fps), so the camera glides instead of shaking with every step.
