@@ -59,7 +59,7 @@ def fid(a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray) -> float:
 
     mu_a, cov_a = a.mean(0), np.cov(a, rowvar=False)
     diff = mu_a - mu_b
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():  # near-singular product: offset the diagonals (as the reference code does)
         off = np.eye(cov_a.shape[0]) * 1e-6
         covmean = linalg.sqrtm((cov_a + off) @ (cov_b + off))
