@@ -102,6 +102,9 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
+    if config.get("kind") in ("moclip", "evaluator"):
+        use = "a text encoder: --encoder moclip:RUN" if config["kind"] == "moclip" else "--evaluator of motionclip eval"
+        raise RunError(f"{run_dir}: a {config['kind']} run, not a MotionCLIP motion model; use it as {use}")
     model = MotionCLIP(MotionCLIPConfig.from_dict(config["model"]))
     tensors, _ = load_weights(run_dir / WEIGHTS)
     load_state_into(model, tensors, str(run_dir / WEIGHTS))

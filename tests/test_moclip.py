@@ -354,3 +354,9 @@ def test_eval_with_evaluator_end_to_end(moclip_run, data, tmp_path, capsys) -> N
     assert (out / "eval.json").is_file() and (out / "eval.png").stat().st_size > 10_000
     table = (out / "eval.md").read_text()
     assert "| ground truth |" in table and "R-prec top-1" in table
+
+
+def test_a_moclip_run_is_not_a_motion_model(moclip_run, tmp_path, capsys) -> None:
+    assert main(["generate", "a person walks", "--checkpoint", str(moclip_run), "--out", str(tmp_path / "x.bvh"),
+                 "--device", "cpu"]) == 1
+    assert "a moclip run, not a MotionCLIP motion model; use it as a text encoder" in capsys.readouterr().err
