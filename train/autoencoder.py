@@ -60,6 +60,7 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between checkpoints (one is always written at the end)
     max_steps_per_epoch: int = 0  # > 0: cut epochs short (quick runs, benchmarks)
     text_cache: bool = True  # embed each text once; False recomputes per batch (benchmark only)
+    image_cache: bool = True  # image loss from DATA/cache/images-* (motionclip embed-frames) when complete for the encoder
     num_workers: int = 0
     amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
     init: str = ""  # a run directory whose weights start this run (fine-tuning); its model config must match
@@ -225,6 +226,15 @@ def _text_lookup(cfg: TrainConfig, encoder, data: Path, d: Dist, progress: bool)
     return lambda texts: cache.get(texts)
 
 
+def _image_lookup(cfg: TrainConfig, encoder, data: Path) -> tuple[Any, str]:
+    """Rendered-frame CLIP image embeddings for the image loss (motionclip.render.cache), or None and why not."""
+    if not cfg.image_cache:
+        return None, "image_cache is off in the training config"
+    from motionclip.render.cache import load_for_training
+
+    return load_for_training(data, encoder)
+
+
 def _mpjpe_mm(batch: dict[str, Any], out: dict[str, torch.Tensor], skeleton) -> float:
     mask = batch["mask"]
     rest = skeleton.rest_joints.to(out["rot6d"].device)
@@ -253,6 +263,9 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
 
     encoder = load_encoder(cfg.encoder, device=d.device)
     texts_to_emb = _text_lookup(cfg, encoder, data, d, progress and d.main)
+    images, image_why = _image_lookup(cfg, encoder, data)
+    if progress and d.main:
+        print(f"image loss: {'on' if images is not None else 'off'} ({image_why})")
     window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
     train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None,
                               mirror_prob=cfg.mirror_prob, seed=cfg.seed)
@@ -291,7 +304,8 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     run_config = {"model": model_cfg.to_dict(), "encoder": {"spec": cfg.encoder, **encoder.identity()},
                   "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps,
                                                    "train_windows": len(train_set)},
-                  "world_size": d.world, "parameters": model.num_parameters()}
+                  "world_size": d.world, "parameters": model.num_parameters(),
+                  "image_loss": {"on": images is not None, "source": image_why}}
     writer = None
     if d.main:
         run.mkdir(parents=True, exist_ok=True)
@@ -320,10 +334,11 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
                 break
             batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
             text_emb = texts_to_emb(batch["text"]).to(d.device)
+            image_emb = images.batch(batch, epoch).to(d.device) if images is not None else None
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
                 out = ddp(batch)
             losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, skeleton.to(d.device),
-                                     text_emb=text_emb, weights=weights)
+                                     text_emb=text_emb, image_emb=image_emb, weights=weights)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             if cfg.grad_clip:
@@ -342,7 +357,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         seconds = time.perf_counter() - t0
         train_m = _all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
         train_m["latent_norm"] = _all_mean({"z": z_norm / max(n, 1)}, d)["z"]
-        val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d) if val_set else {}
+        val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d, images) if val_set else {}
         metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
                    "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
         if d.main:
@@ -363,7 +378,8 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
 
 
 @torch.no_grad()
-def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig, d: Dist) -> dict[str, float]:
+def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig, d: Dist,
+              images=None) -> dict[str, float]:
     """Validation losses and reconstruction MPJPE (mm) over the whole val split, on every rank's share."""
     from motionclip.core.data.windows import collate_motion
 
@@ -372,12 +388,15 @@ def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig,
     # Means over items, summed over all processes (a process may have fewer items, or none): the same
     # numbers whatever the number of processes. Every process reduces the same keys.
     sums: dict[str, float] = {f"val_{k}": 0.0 for k in ("rc", "rcxyz", "vel", "text", "total", "mpjpe_mm")}
+    if images is not None:
+        sums["val_image"] = 0.0
     n = 0
     for s in range(0, len(idx), cfg.batch_size):
         batch = collate_motion([val_set[i] for i in idx[s:s + cfg.batch_size]])
         batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         out = model(batch)
         losses = motionclip_loss(batch, out, skeleton.to(d.device), text_emb=texts_to_emb(batch["text"]).to(d.device),
+                                 image_emb=images.batch(batch).to(d.device) if images is not None else None,
                                  weights=weights)
         b = len(batch["text"])
         for k, v in losses.items():

@@ -7,6 +7,7 @@ Batch (from `collate_motion`):
     length  [B]            real frames per item
     text    list[str]      one of the clip's texts (left/right swapped when mirrored)
     clip_id list[str]
+    start   [B]            first frame of each window in its clip (for per-frame caches)
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class MotionWindows(Dataset):
         if self.canonicalize:
             m = m.canonicalize(self.skeleton, floor=False)  # the clip already stands on the floor
         return {"rot6d": m.rot6d(), "trans": m.trans, "length": length, "text": text,
-                "clip_id": self.entries[w.clip]["id"], "mirrored": mirrored}
+                "clip_id": self.entries[w.clip]["id"], "mirrored": mirrored, "start": start}
 
 
 def collate_motion(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -118,4 +119,5 @@ def collate_motion(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rot6d": rot6d, "trans": trans, "mask": mask,
             "length": torch.tensor([int(it["length"]) for it in items]),
             "text": [it["text"] for it in items], "clip_id": [it["clip_id"] for it in items],
-            "mirrored": torch.tensor([bool(it["mirrored"]) for it in items])}
+            "mirrored": torch.tensor([bool(it["mirrored"]) for it in items]),
+            "start": torch.tensor([int(it.get("start", 0)) for it in items])}
