@@ -50,11 +50,12 @@ def busy() -> bool:
 
 
 def _redraw() -> None:
+    # Data changed from a timer sends no notifier: ask every editor (viewport, outliner,
+    # timeline, properties, the panel itself) to redraw.
     wm = bpy.context.window_manager
     for window in getattr(wm, "windows", []):
         for area in window.screen.areas:
-            if area.type in ("VIEW_3D", "PREFERENCES"):
-                area.tag_redraw()
+            area.tag_redraw()
 
 
 def _finish(job: Job) -> bool:

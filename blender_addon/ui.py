@@ -165,8 +165,8 @@ def apply_generated(context, motion, name: str, *, target: str | None, start_fra
     scene.frame_start, scene.frame_end = first, last
     scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
     push_undo(f"motionclip: {name}")
-    return (f"{'New armature' if made else arm.name}: action \"{action.name}\", {motion.num_frames} frames "
-            f"at {motion.fps:g} fps")
+    return (f"{arm.name}{' (new)' if made else ''}: \"{action.name}\", {motion.num_frames} frames at "
+            f"{motion.fps:g} fps, from frame {first}")
 
 
 # ---------------------------------------------------------------- operators
@@ -215,13 +215,25 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
         if other:
             alpha = settings.blend
             name = f"{prompt} | {other} {alpha:.2f}"
-            work = lambda: client.interpolate(prompt, other, [alpha], seed=seed, **length)[0]  # noqa: E731
+            ask = lambda: client.interpolate(prompt, other, [alpha], seed=seed, **length)[0]  # noqa: E731
         else:
             name = prompt
-            work = lambda: client.generate(prompt, seed=seed, **length)  # noqa: E731
-        return self.launch(context, "Generating", work,
-                           lambda motion: apply_generated(bpy.context, motion, name, target=target,
-                                                          start_frame=start, with_body=with_body))
+            ask = lambda: client.generate(prompt, seed=seed, **length)  # noqa: E731
+
+        def work():  # worker thread: who the server is (for the status line), then the motion
+            return client.health(), ask()
+
+        def apply(result):
+            health, motion = result
+            jobs.state(bpy.context).server = server_line(client, health)
+            return apply_generated(bpy.context, motion, name, target=target, start_frame=start, with_body=with_body)
+
+        return self.launch(context, "Generating", work, apply)
+
+
+def server_line(client, health) -> str:
+    model = health.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return f"Connected: {client.url}, model {model} ({health.text_encoder}, {health.device})"
 
 
 def _selected_motion(context):
@@ -311,8 +323,7 @@ class MOTIONCLIP_OT_check_connection(_JobOperator, bpy.types.Operator):
             return {"CANCELLED"}
 
         def apply(health):
-            text = f"{health.model} ({health.text_encoder}, {health.device}, {health.fps:g} fps)"
-            jobs.state(bpy.context).server = text
+            jobs.state(bpy.context).server = server_line(client, health)
             return f"Connected to {client.url}"
 
         return self.launch(context, "Connecting", client.health, apply)
@@ -348,7 +359,7 @@ class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
                     time.sleep(0.5)
 
         def apply(health):
-            jobs.state(bpy.context).server = f"{health.model} ({health.text_encoder}, {health.device})"
+            jobs.state(bpy.context).server = server_line(client, health)
             return f"Backend running at {client.url}"
 
         return self.launch(context, "Starting backend", wait_ready, apply)
@@ -376,31 +387,39 @@ class MOTIONCLIP_OT_install_backend(_JobOperator, bpy.types.Operator):
 
 # ---------------------------------------------------------------- panel
 
+def wrap(text: str, width: int = 40) -> list[str]:
+    """Lines of at most about ``width`` characters: a panel label does not wrap by itself."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + [line] if line else lines
+
+
 def _draw_status(layout, context):
     st = jobs.state(context)
+    region = getattr(context, "region", None)
+    scale = context.preferences.system.ui_scale if hasattr(context.preferences, "system") else 1.0
+    width = max(20, int(region.width / (6.5 * scale)) - 9) if region is not None else 40
     col = layout.column(align=True)
     if st.running:
         row = col.row(align=True)
         row.label(text=st.status, icon="SORTTIME")
         row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
     elif st.status:
-        col.label(text=st.status, icon="INFO")
+        for i, text in enumerate(wrap(st.status, width)[:4]):
+            col.label(text=text, icon="INFO" if i == 0 else "BLANK1")
     if st.error:
         box = col.box()
         box.alert = True
-        # Wrap long messages over a few lines: a panel row does not wrap by itself.
-        words, line, lines = st.error.split(), "", []
-        for w in words:
-            if len(line) + len(w) > 48:
-                lines.append(line)
-                line = w
-            else:
-                line = f"{line} {w}".strip()
-        lines.append(line)
-        for i, text in enumerate(lines[:6]):
+        for i, text in enumerate(wrap(st.error, width)[:8]):
             box.label(text=text, icon="ERROR" if i == 0 else "BLANK1")
     if st.server:
-        col.label(text=st.server, icon="LINKED")
+        for i, text in enumerate(wrap(st.server, width)[:3]):
+            col.label(text=text, icon="LINKED" if i == 0 else "BLANK1")
 
 
 class MOTIONCLIP_PT_main(bpy.types.Panel):
@@ -427,7 +446,8 @@ class MOTIONCLIP_PT_main(bpy.types.Panel):
         layout.prop(s, "target")
         layout.prop(s, "body")
         box = layout.box()
-        box.prop(s, "prompt_b")
+        box.label(text="Blend with a second prompt:")
+        box.prop(s, "prompt_b", text="")
         sub = box.row()
         sub.active = bool(s.prompt_b.strip())
         sub.prop(s, "blend", slider=True)
