@@ -9,8 +9,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 echo "== system packages"
 $SUDO apt-get update -q
-# python3-venv: virtual environments; assimp-testmodels: CMU BVH clips the tests import
-$SUDO apt-get install -y -q python3-venv assimp-testmodels >/dev/null
+# python3-venv: virtual environments; assimp-testmodels: CMU BVH clips the tests import;
+# blender + python3-numpy: a real `blender -b` (3.4 on Debian 12) for the add-on and batch tests;
+# ffmpeg: MP4 frame counts (ffprobe); xvfb xdotool imagemagick: the Blender window, screenshots
+$SUDO apt-get install -y -q python3-venv assimp-testmodels blender python3-numpy ffmpeg xvfb xdotool imagemagick >/dev/null
 PY="${PYTHON:-python3}"
 echo "== .venv (motionclip and torch; pip resolves the torch build)"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
