@@ -141,7 +141,7 @@ def register(sub) -> None:
 def cmd_render(args) -> int:
     import numpy as np
 
-    from .api import load_motion_file, render_frames
+    from .api import get_renderer, load_motion_file, render_frames
     from .bodies import BODIES, RenderError, make_body
     from .scene import SceneOptions
     from .video import check_writable, contact_sheet, output_kind, write_frames_dir, write_gif, write_mp4, write_png
@@ -169,6 +169,7 @@ def cmd_render(args) -> int:
     opts = SceneOptions(size=args.size, camera=args.camera, azimuth=args.azimuth, elevation=args.elevation,
                         floor=not args.no_floor)
     body = make_body(args.body, smpl_model=args.smpl_model)
+    get_renderer(args.renderer, **_renderer_options(args))  # a missing Blender or OpenGL fails before any work
     count = len(frames) if frames is not None else motion.num_frames
     bar = None
     if not args.quiet:

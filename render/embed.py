@@ -154,6 +154,9 @@ def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", setting
     if not enc.has_image:
         raise RenderError(f"encoder {enc.name} has no image tower: embed-frames needs a CLIP encoder "
                           f"(clip:ViT-B/32, clip:/path/to/ViT-B-32.pt, or clip-random:ViT-B/32 for timing only)")
+    if settings.renderer == "blender":  # a missing Blender fails before any work
+        from .blender_backend import find_blender
+        find_blender((renderer_options or {}).get("blender"))
     sdict = settings.to_dict()
     fp = enc.image_fingerprint
     folder = C.cache_folder(data, enc.name, fp, sdict)

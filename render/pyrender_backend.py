@@ -56,8 +56,13 @@ def choose_platform(env: dict | None = None, find: Callable[[str], str | None] =
 
 def import_pyrender():
     """pyrender, imported with an offscreen platform chosen (see choose_platform)."""
-    if "pyrender" in sys.modules:
+    current = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
+    if "pyrender" in sys.modules and current in PLATFORMS:
         return sys.modules["pyrender"]
+    if "OpenGL" in sys.modules and current not in PLATFORMS:
+        raise RenderError("PyOpenGL (or pyrender) was imported in this process before an offscreen platform was "
+                          "chosen, so it would need a display; set PYOPENGL_PLATFORM=egl (or osmesa) in the "
+                          "environment, or import motionclip.render before pyrender / OpenGL")
     platform = choose_platform()
     if "OpenGL" in sys.modules and os.environ.get("PYOPENGL_PLATFORM", "").lower() != platform:
         raise RenderError("PyOpenGL was already imported for another platform in this process; set "

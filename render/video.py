@@ -103,8 +103,9 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: float) -> Path:
     images = [Image.fromarray(f) for f in frames]
     tmp = _temp_beside(path)
     try:
+        # GIF frame delays are whole hundredths of a second: the nearest one to 1 / fps.
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=max(20, int(round(1000.0 / fps))), optimize=False)
+                       duration=max(20, 10 * int(round(100.0 / fps))), optimize=False)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
