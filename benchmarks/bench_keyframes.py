@@ -118,4 +118,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]))
+    if "--" in sys.argv:
+        argv = sys.argv[sys.argv.index("--") + 1:]
+    else:  # the bpy module: the script's own arguments; a Blender binary: none given
+        argv = [] if Path(sys.argv[0]).name.lower().startswith("blender") else sys.argv[1:]
+    sys.exit(main(argv))

@@ -224,7 +224,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
-        argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+        if "--" in sys.argv:
+            argv = sys.argv[sys.argv.index("--") + 1:]
+        else:  # the bpy module: the script's own arguments; a Blender binary: none given
+            argv = [] if Path(sys.argv[0]).name.lower().startswith("blender") else sys.argv[1:]
     try:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -58,7 +58,7 @@ def stage(scene, arm, first: int, last: int) -> None:
         mat.diffuse_color = (0.35, 0.37, 0.4, 1.0)
         mesh.materials.append(mat)
     floor.location = (center[0], center[1], floor_z - 0.04)
-    floor.scale = (size * 2 + 4, size * 2 + 4, 1)
+    floor.scale = (size * 4 + 20, size * 4 + 20, 1)
 
     if scene.camera is None:
         cam = _tagged("motionclip camera", bpy.data.cameras.new("motionclip camera"), scene)
@@ -67,7 +67,7 @@ def stage(scene, arm, first: int, last: int) -> None:
     cam = scene.camera
     if cam.get(TAG):
         # The body faces -Y in Blender (SMPL's +Z): look at it from the front, a little to the side and above.
-        dist = 2.2 * size + 2.5
+        dist = 1.3 * size + 1.8
         cam.location = Vector((center[0] + 0.45 * dist, center[1] - dist, center[2] + 0.35 * dist))
         track = cam.constraints.get("motionclip track") or cam.constraints.new("TRACK_TO")
         track.name = "motionclip track"

@@ -326,3 +326,16 @@ def test_batch_exits_2_with_the_reason_when_no_backend(tmp_path) -> None:
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "error: cannot reach the backend" in proc.stderr
+
+
+def test_zip_passes_blenders_extension_validator(addon_zip) -> None:
+    """Blender's own `extension validate` (the bl_pkg command-line tool shipped with bpy 5)."""
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    tool = next(BLENDER_PYTHON.parent.parent.glob("lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/"
+                                                  "blender_ext.py"), None)
+    if tool is None:
+        pytest.skip("this bpy has no bl_pkg/cli/blender_ext.py")
+    proc = subprocess.run([str(BLENDER_PYTHON), str(tool), "validate", str(addon_zip)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
