@@ -188,11 +188,12 @@ class MotionData:
         if obj.get("format", MOTION_FORMAT) != MOTION_FORMAT:
             raise ProtocolError(f"{where}.format", f"expected {MOTION_FORMAT!r}")
         names = obj.get("joint_names")
-        if names is not None and list(names) != list(JOINT_NAMES):
-            raise ProtocolError(f"{where}.joint_names", "must be SMPL's 24 joints in SMPL order")
+        if names is not None and names != list(JOINT_NAMES):
+            raise ProtocolError(f"{where}.joint_names", "must be SMPL's 24 joints in SMPL order (or left out)")
         parents = obj.get("parents")
-        if parents is not None and list(parents) != list(PARENTS):
-            raise ProtocolError(f"{where}.parents", "must be SMPL's parents")
+        if parents is not None and (not isinstance(parents, list) or any(isinstance(x, bool) for x in parents)
+                                    or parents != list(PARENTS)):
+            raise ProtocolError(f"{where}.parents", f"must be SMPL's parents {list(PARENTS)} (or left out)")
         fps = _number(obj, "fps", MIN_FPS, MAX_FPS)
         if fps is None:
             raise ProtocolError(f"{where}.fps", "missing; give the frame rate")

@@ -43,7 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from starlette.requests import Request  # at module level: FastAPI resolves the handlers' annotations here
+# At module level: FastAPI resolves the handlers' annotations in this module's namespace.
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from . import __version__
 from .client import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
@@ -248,8 +250,6 @@ def _capture() -> BaseException:
 # ----------------------------------------------------------------------------------------- the app
 
 def _error_response(status: int, field: str, message: str, headers: dict[str, str] | None = None):
-    from starlette.responses import JSONResponse
-
     return JSONResponse(ProtocolError(field, message).to_json(), status_code=status, headers=headers)
 
 
@@ -402,7 +402,6 @@ def create_app(worker: ModelWorker, options: ServerOptions, loopback: bool = Tru
     from fastapi.exceptions import RequestValidationError
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
-    from starlette.responses import JSONResponse, Response
 
     from .inference import InferenceError
 
@@ -466,7 +465,8 @@ def create_app(worker: ModelWorker, options: ServerOptions, loopback: bool = Tru
 
     @app.get("/health", openapi_extra=doc(None, "Health", "the model being served, its device and limits"))
     async def get_health() -> Response:
-        return JSONResponse({**health.to_json(), "jobs": worker.jobs})
+        return JSONResponse({**health.to_json(), "jobs": worker.jobs,
+                             "stats": {"batches": worker.batches, "generated": worker.batched_items}})
 
     @app.post("/generate", openapi_extra=doc("GenerateRequest", "Motion", "text -> motion"))
     async def generate(request: Request) -> Response:

@@ -67,8 +67,14 @@ def register(sub) -> None:
 def cmd_serve(args) -> int:
     import logging
 
-    from .inference import MotionModel
-    from .server import TOKEN_ENV, ServerError, ServerOptions, bind_socket, is_loopback, serve
+    from .client import TOKEN_ENV
+    from .errors import MotionClipError
+
+    try:
+        from .server import ServerError, ServerOptions, bind_socket, is_loopback, serve
+    except ImportError as exc:
+        raise MotionClipError(f"serving needs FastAPI and uvicorn ({exc}); install them with "
+                              "pip install 'motionclip[serve]'") from None
 
     if not (0 <= args.batch_window_ms <= 1000):
         raise ServerError(f"--batch-window-ms must be between 0 and 1000, got {args.batch_window_ms}")
@@ -89,6 +95,8 @@ def cmd_serve(args) -> int:
               file=sys.stderr, flush=True)
     sock = bind_socket(args.host, args.port)  # fails fast, before the model loads, when the port is taken
     try:
+        from .inference import MotionModel
+
         model = MotionModel(args.checkpoint, device=args.device, text_cache_size=args.text_cache)
     except BaseException:
         sock.close()
