@@ -360,3 +360,29 @@ def test_a_moclip_run_is_not_a_motion_model(moclip_run, tmp_path, capsys) -> Non
     assert main(["generate", "a person walks", "--checkpoint", str(moclip_run), "--out", str(tmp_path / "x.bvh"),
                  "--device", "cpu"]) == 1
     assert "a moclip run, not a MotionCLIP motion model; use it as a text encoder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_match_one(data, tmp_path) -> None:
+    """DDP: the embeddings of every process are gathered for the loss, so 2 processes with half the batch each
+    follow the very curve of 1 process with the whole batch (no dropout: its masks depend on the local batch)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(tiny_config(head={**TINY_HEAD, "dropout": 0.0})))
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    args = ["train", "moclip", "--data", str(data), "--config", str(cfg), "--quiet"]
+    subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "motionclip.core.cli", *args, "--out", str(tmp_path / "two")],
+                   check=True, env=env, timeout=600, capture_output=True)
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    a = list(csv.DictReader((tmp_path / "one" / "metrics.csv").open()))
+    b = list(csv.DictReader((tmp_path / "two" / "metrics.csv").open()))
+    assert len(a) == len(b) == 3
+    for key in ("train_total", "train_contrastive", "train_distill", "train_align"):
+        assert [float(r[key]) for r in a] == pytest.approx([float(r[key]) for r in b], rel=1e-5, abs=1e-7), key

@@ -202,6 +202,15 @@ class _FrozenStudentTexts:
         return self.emb[torch.tensor([self.index[t] for t in texts])]
 
 
+def _gather(x: torch.Tensor, d: Dist) -> torch.Tensor:
+    """[b, D] on each of the processes -> [world * b, D] on every process, with gradients to each part."""
+    if d.world == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
 def _set_phase(model: MoCLIP, opt: torch.optim.Optimizer, phase: dict[str, Any]) -> None:
     model.set_trainable(phase["train"])
     for g in opt.param_groups:
@@ -290,8 +299,10 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
                                  else _FrozenStudentTexts(student, _all_texts(data, cfg.mirror_prob > 0)))
             else:
                 student_texts = None
-            if d.world > 1:  # DDP hooks follow requires_grad at wrap time: re-wrap for each phase
-                ddp = torch.nn.parallel.DistributedDataParallel(model)
+            if d.world > 1:  # DDP hooks follow requires_grad at wrap time: re-wrap for each phase. A text
+                # encoder may hold weights its text path never uses (CLIP's own logit scale, BERT's pooler).
+                ddp = torch.nn.parallel.DistributedDataParallel(
+                    model, find_unused_parameters="student" in phase["train"])
             current = k
         phase_steps = phase["epochs"] * steps
         torch.manual_seed(cfg.seed * 1000 + epoch)  # everything random in this epoch follows from (seed, epoch)
@@ -315,7 +326,10 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
                 out = ddp(batch, batch["text"] if student_texts is None else None)
             text = out["text"] if student_texts is None else student_texts(batch["text"]).to(d.device)
-            losses = moclip_loss(out["motion"], text, teacher_texts(batch["text"]).to(d.device), model.logit_scale,
+            # The loss over the global batch: every process gathers all embeddings (differentiably), so
+            # the contrastive negatives and the gradients are those of one process with the whole batch.
+            losses = moclip_loss(_gather(out["motion"], d), _gather(text, d),
+                                 _gather(teacher_texts(batch["text"]).to(d.device), d), out["logit_scale"],
                                  cfg.lambda_distill)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()

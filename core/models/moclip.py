@@ -214,7 +214,7 @@ class MoCLIP(nn.Module):
     def forward(self, batch: dict[str, Any], texts: list[str] | None = None) -> dict[str, Tensor]:
         """Motion embeddings, and the student's text embeddings when texts are given (gradients flow
         into the student only while it is trainable)."""
-        out = {"motion": self.encode_motion(batch)}
+        out = {"motion": self.encode_motion(batch), "logit_scale": self.logit_scale * 1.0}  # through DDP's forward
         if texts is not None:
             out["text"] = self.student.encode_text(texts, to_cpu=False)
         return out
