@@ -244,9 +244,14 @@ def _fill(fc, frames: np.ndarray, values: np.ndarray) -> None:
 _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
 
-def action_name_for(prompt: str) -> str:
+def action_name_for(prompt: str, suffix: str = "") -> str:
+    """An action name from a prompt (Blender 3.x keeps 63 bytes of a name): the prompt, shortened
+    where needed, then ``suffix`` whole."""
     name = re.sub(r"\s+", " ", prompt).strip() or "motion"
-    return name[:60]
+    room = max(8, 60 - len(suffix))
+    if len(name) > room:
+        name = name[:room - 3].rstrip() + "..."
+    return name + suffix
 
 
 def apply_motion(ob, motion, name: str, start_frame: int = 1, *, meta: dict | None = None):

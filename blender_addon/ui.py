@@ -289,7 +289,7 @@ class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         src, dst, strength = settings.edit_from.strip(), settings.edit_to.strip(), settings.edit_strength
-        name = f"{ob.animation_data.action.name} ({src} -> {dst})"
+        name = rig.action_name_for(ob.animation_data.action.name, f" ({src} -> {dst})")
         target, start = ob.name, int(round(ob.animation_data.action.frame_range[0]))
         return self.launch(context, "Editing", lambda: client.edit(motion, src, dst, strength),
                            lambda m: apply_generated(bpy.context, m, name, target=target, start_frame=start,

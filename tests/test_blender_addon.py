@@ -220,6 +220,16 @@ def check_session(d: dict, url: str) -> None:
     scores = [s for _, s in rec["labels"]]
     assert scores == sorted(scores, reverse=True)
 
+    # Blend: the server's interpolation at 0.25 on the same armature; edit: a new action from it.
+    blend = d["blend"]
+    assert blend["error"] is None and blend["armatures"] == ["SMPL"]
+    assert blend["action"] == f"{PROMPT_1} | {PROMPT_2} 0.25"[:60]
+    assert blend["frame_range"] == [START, START + FRAMES - 1]
+    edit = d["edit"]
+    assert edit["error"] is None and edit["armatures"] == ["SMPL"]
+    assert edit["action"].endswith("(walk -> run)") and edit["actions"] == [edit["action"]]
+    assert edit["frame_range"] == [START, START + FRAMES - 1]
+
     # Disabled: nothing of the add-on stays registered.
     after = d["after_disable"]
     assert after == {"types": [], "scene_settings": False, "job_state": False, "operators": [],

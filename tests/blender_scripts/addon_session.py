@@ -161,10 +161,25 @@ def main(argv: list[str]) -> int:
             rec_err = str(exc)
         out["recognize"] = {"error": rec_err, "labels": [[i.label, i.score] for i in st.labels]}
 
-        if bpy.app.version >= (4, 2, 0):
-            bpy.ops.preferences.addon_disable(module=module)
-        else:
-            bpy.ops.preferences.addon_disable(module=module)
+        # Blend two prompts (interpolation), then edit the result by a text direction.
+        s = bpy.context.scene.motionclip
+        s.prompt, s.prompt_b, s.blend, s.seed = PROMPT_1, PROMPT_2, 0.25, SEED
+        blend_err = generate()
+        arm = bpy.context.active_object
+        out["blend"] = {"error": blend_err, "action": arm.animation_data.action.name,
+                        "frame_range": list(arm.animation_data.action.frame_range), "armatures": armatures()}
+        s.prompt_b = ""
+        s.edit_from, s.edit_to, s.edit_strength = "walk", "run", 1.0
+        try:
+            bpy.ops.motionclip.edit()
+            edit_err = None
+        except RuntimeError as exc:
+            edit_err = str(exc)
+        out["edit"] = {"error": edit_err, "action": arm.animation_data.action.name,
+                       "frame_range": list(arm.animation_data.action.frame_range), "armatures": armatures(),
+                       "actions": sorted(a.name for a in bpy.data.actions)}
+
+        bpy.ops.preferences.addon_disable(module=module)
         out["after_disable"] = registered()
         out["enabled_after_disable"] = module in bpy.context.preferences.addons
     except Exception:
