@@ -176,14 +176,16 @@ class _JobOperator:
     def poll(cls, context):
         return not jobs.busy()
 
+    def fail(self, context, message) -> set[str]:
+        """Show the error in the panel and report it; nothing else changes."""
+        return self.fail(context, message)
+
     def launch(self, context, label, work, apply) -> set[str]:
         try:
             ok = jobs.start(label, work, apply)
         except (BackendError, RuntimeError, ValueError) as exc:
-            jobs.state(context).error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        if ok is False:
+            return self.fail(context, exc)
+        if ok is False:  # background mode: the job ran and failed; its error is in the panel already
             self.report({"ERROR"}, jobs.state(context).error)
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -200,15 +202,11 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
         settings = context.scene.motionclip
         prompt, other = settings.prompt.strip(), settings.prompt_b.strip()
         if not prompt:
-            jobs.state(context).error = "type a prompt first"
-            self.report({"ERROR"}, "type a prompt first")
-            return {"CANCELLED"}
+            return self.fail(context, "type a prompt first")
         try:
             client = make_client(context)
         except BackendError as exc:
-            jobs.state(context).error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+            return self.fail(context, exc)
         length = length_kwargs(settings, context.scene)
         seed = settings.seed
         target, start, with_body = target_name(context, settings), settings.start_frame, settings.body
@@ -258,9 +256,7 @@ class MOTIONCLIP_OT_recognize(_JobOperator, bpy.types.Operator):
             _, motion = _selected_motion(context)
             client = make_client(context)
         except (rig.RigError, BackendError, ValueError) as exc:
-            jobs.state(context).error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+            return self.fail(context, exc)
 
         def apply(ranked):
             st = jobs.state(bpy.context)
@@ -285,9 +281,7 @@ class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
             ob, motion = _selected_motion(context)
             client = make_client(context)
         except (rig.RigError, BackendError) as exc:
-            jobs.state(context).error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+            return self.fail(context, exc)
         src, dst, strength = settings.edit_from.strip(), settings.edit_to.strip(), settings.edit_strength
         name = rig.action_name_for(ob.animation_data.action.name, f" ({src} -> {dst})")
         target, start = ob.name, int(round(ob.animation_data.action.frame_range[0]))
@@ -319,8 +313,7 @@ class MOTIONCLIP_OT_check_connection(_JobOperator, bpy.types.Operator):
         try:
             client = make_client(context)
         except BackendError as exc:
-            jobs.state(context).error = str(exc)
-            return {"CANCELLED"}
+            return self.fail(context, exc)
 
         def apply(health):
             jobs.state(bpy.context).server = server_line(client, health)
@@ -339,9 +332,7 @@ class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
         try:
             backend.start(p.python_path, "127.0.0.1", p.port, p.checkpoint, p.token)
         except (backend.BackendProcessError, OSError) as exc:
-            jobs.state(context).error = str(exc)
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+            return self.fail(context, exc)
         p.backend_url = f"http://127.0.0.1:{p.port}"
         client = make_client(context)
 
