@@ -11,13 +11,18 @@ echo "== system packages"
 $SUDO apt-get update -q
 # python3-venv: virtual environments; assimp-testmodels: CMU BVH clips the tests import;
 # blender + python3-numpy: a real `blender -b` (3.4 on Debian 12) for the add-on and batch tests;
-# ffmpeg: MP4 frame counts (ffprobe); xvfb xdotool imagemagick: the Blender window, screenshots
-$SUDO apt-get install -y -q python3-venv assimp-testmodels blender python3-numpy ffmpeg xvfb xdotool imagemagick >/dev/null
+# ffmpeg: MP4 frame counts (ffprobe); xvfb xdotool imagemagick: the Blender window, screenshots;
+# libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 (EGL) and libosmesa6 (fallback): offscreen pyrender
+$SUDO apt-get install -y -q python3-venv assimp-testmodels blender python3-numpy ffmpeg xvfb xdotool imagemagick \
+    libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libosmesa6 >/dev/null
 PY="${PYTHON:-python3}"
 echo "== .venv (motionclip and torch; pip resolves the torch build)"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[dev]"
+# pyrender pins PyOpenGL 3.1.0, which cannot use OSMesa; 3.1.10 drives both EGL and OSMesa (pip
+# prints a note about the pin).
+.venv/bin/pip install -q "PyOpenGL==3.1.10"
 echo "== .venv-blender (Blender 5.0 as a Python module, for the Blender checks)"
 [ -x .venv-blender/bin/python ] || "$PY" -m venv .venv-blender
 .venv-blender/bin/pip install -q --upgrade pip
