@@ -349,3 +349,42 @@ def test_zip_passes_blenders_extension_validator(addon_zip) -> None:
     proc = subprocess.run([str(BLENDER_PYTHON), str(tool), "validate", str(addon_zip)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+
+
+START_BACKEND = r'''
+import json, sys, bpy
+zip_path, python, run, port, out = sys.argv[1:]
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+module = "bl_ext.user_default.motionclip_blender"
+p = bpy.context.preferences.addons[module].preferences
+p.python_path, p.checkpoint, p.port = python, run, int(port)
+ok = bpy.ops.motionclip.start_backend()
+st = bpy.context.window_manager.motionclip_job
+backend = sys.modules[module + ".backend"]
+pid = backend._process.pid if backend._process else None
+res = {"op": sorted(ok), "status": st.status, "server": st.server, "error": st.error, "url": p.backend_url,
+       "running": backend.running(), "pid": pid}
+bpy.ops.preferences.addon_disable(module=module)   # unregistering stops the backend
+res["running_after_disable"] = backend.running()
+json.dump(res, open(out, "w"))
+'''
+
+
+def test_start_backend_button_launches_and_stops_the_server(addon_zip, tiny_run, tmp_path) -> None:
+    """Preferences > Start Backend runs `motionclip serve` from the Python the user points to; the
+    add-on waits for /health, shows the connection, and stops the server when it is disabled."""
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    out, port = tmp_path / "start.json", free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
+    proc = subprocess.run([str(BLENDER_PYTHON), "-c", START_BACKEND, str(addon_zip), sys.executable, str(tiny_run),
+                           str(port), str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["op"] == ["FINISHED"] and d["error"] == "", d
+    assert d["url"] == f"http://127.0.0.1:{port}" and d["status"] == f"Backend running at {d['url']}"
+    assert "clip-random:tiny" in d["server"] and d["running"]
+    assert not d["running_after_disable"]
+    with pytest.raises(OSError):  # nothing listens there any more
+        urllib.request.urlopen(d["url"] + "/health", timeout=2)
