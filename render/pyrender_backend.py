@@ -68,12 +68,29 @@ def import_pyrender():
         raise RenderError("PyOpenGL was already imported for another platform in this process; set "
                           f"PYOPENGL_PLATFORM={platform} before anything imports OpenGL")
     os.environ["PYOPENGL_PLATFORM"] = platform
+    _load_triton_first()
     try:
         import pyrender
     except ImportError as exc:
         raise RenderError(f"the pyrender renderer needs the pyrender package ({exc}): pip install "
                           f"'motionclip[render]'") from None
     return pyrender
+
+
+def _load_triton_first() -> None:
+    """Import triton (torch's GPU compiler, which bundles its own LLVM) before Mesa loads libLLVM.
+
+    Mesa's software rasteriser links libLLVM; once it has, loading triton's libtriton (which the
+    `clip` package pulls in through torchvision) crashes the process. Loaded in the other order, both
+    work, so a process that renders and then runs CLIP (embed-frames, a user's script) stays up."""
+    import importlib.util
+
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception:  # a broken triton is torch's problem, not rendering's
+        pass
 
 
 def _look_at_pose(direction: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ frame count and frame rate. The Blender renderer's checks are in test_render_ble
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,57 @@ def test_render_help(capsys) -> None:
             main([cmd, "--help"])
         assert exc.value.code == 0
         assert "--renderer" in capsys.readouterr().out
+
+
+def _run_python(code: str, env: dict | None = None) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=600)
+
+
+def test_render_then_clip_in_one_process() -> None:
+    """Rendering first, then loading CLIP (which imports triton) must not crash the process: Mesa's
+    LLVM and triton's clash unless triton is loaded first, which the renderer makes sure of."""
+    pytest.importorskip("clip")
+    code = (
+        "import numpy as np, torch\n"
+        "from motionclip.core.motion import Motion\n"
+        "from motionclip.render import render_frames\n"
+        "img = render_frames(Motion.rest(2), [0], body='skeleton', size=32)\n"
+        "from motionclip.core.encoders import load_encoder\n"
+        "enc = load_encoder('clip-random:tiny', device='cpu')\n"
+        "print(enc.encode_image(torch.from_numpy(img).permute(0, 3, 1, 2)).shape)\n"
+    )
+    proc = _run_python(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "torch.Size([1, 64])" in proc.stdout
+
+
+@pytest.mark.slow
+def test_osmesa_draws_what_egl_draws(tmp_path, walk) -> None:
+    """The OSMesa fallback (its own process: PyOpenGL picks the platform once) gives EGL's picture, but
+    for anti-aliasing (OSMesa has no multisampling): the masks leave out the faint edge pixels."""
+    import ctypes.util
+
+    if not ctypes.util.find_library("OSMesa"):
+        pytest.skip("libOSMesa is not installed (apt-get install libosmesa6)")
+    src = tmp_path / "walk.motion"
+    walk.save(src)
+    out = tmp_path / "osmesa.npy"
+    code = (
+        "import numpy as np\n"
+        "from motionclip.core.motion import Motion\n"
+        "from motionclip.render import render_frames, SceneOptions\n"
+        f"m = Motion.load({str(src)!r})\n"
+        "img = render_frames(m, [0, 20], body='mannequin', options=SceneOptions(size=96, floor=False))\n"
+        f"np.save({str(out)!r}, img)\n"
+    )
+    proc = _run_python(code, {"PYOPENGL_PLATFORM": "osmesa"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    osmesa = np.load(out)
+    egl = render_frames(walk, [0, 20], body="mannequin", options=SceneOptions(size=96, floor=False))
+    for a, b in zip(osmesa, egl):
+        ma, mb = body_mask(a, tol=60), body_mask(b, tol=60)
+        assert ma.sum() > 300 and (ma & mb).sum() / (ma | mb).sum() > 0.92
