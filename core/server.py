@@ -72,6 +72,7 @@ class ServerOptions:
     batch_window_ms: float = 2.0   # how long the first request of a batch waits for company
     max_body_bytes: int = MAX_BODY_BYTES
     access_log: bool = False
+    workers: int = 1               # model threads (batches run side by side)
 
 
 class HTTPFailure(Exception):
@@ -96,12 +97,14 @@ class _Job:
 class ModelWorker:
     """Owns a MotionModel; runs every torch call on one thread; batches generation requests."""
 
-    def __init__(self, model, max_jobs: int = 128, max_batch: int = 32, batch_window_ms: float = 2.0):
+    def __init__(self, model, max_jobs: int = 128, max_batch: int = 32, batch_window_ms: float = 2.0,
+                 workers: int = 1):
         self.model = model
         self.max_jobs = int(max_jobs)
         self.max_batch = int(max_batch)
         self.batch_window = float(batch_window_ms) / 1000.0
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="motionclip-model")
+        self.workers = int(workers)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="motionclip-model")
         self.jobs = 0
         self.batches = 0
         self.batched_items = 0
@@ -159,45 +162,60 @@ class ModelWorker:
         return await future
 
     async def _batcher(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Collects a batch whenever a model thread is free, and hands it over."""
         queue = self._queue
         assert queue is not None
+        free = asyncio.Semaphore(self.workers)
+        running: set[asyncio.Task] = set()
         while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + self.batch_window
-            while len(batch) < self.max_batch:
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
-                    continue
-                wait = deadline - loop.time()
-                if wait <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), wait))
-                except asyncio.TimeoutError:
-                    break
-            batch = [job for job in batch if not job.future.done()]  # a client that left is not served
+            await free.acquire()
+            try:
+                batch = await self._collect(queue)
+            except BaseException:
+                free.release()
+                raise
             if not batch:
+                free.release()
                 continue
             self.batches += 1
             self.batched_items += len(batch)
+            task = asyncio.create_task(self._run_batch(batch, free))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _collect(self, queue: asyncio.Queue) -> list[_Job]:
+        loop = asyncio.get_running_loop()
+        batch = [await queue.get()]
+        deadline = loop.time() + self.batch_window
+        while len(batch) < self.max_batch:
+            if not queue.empty():
+                batch.append(queue.get_nowait())
+                continue
+            wait = deadline - loop.time()
+            if wait <= 0:
+                break
             try:
-                results = await loop.run_in_executor(self.executor, self._generate_many,
-                                                     [job.request for job in batch])
-            except BaseException as exc:  # the executor itself failed (shutdown): fail the batch, keep going
-                if isinstance(exc, asyncio.CancelledError):
-                    for job in batch:
-                        if not job.future.done():
-                            job.future.set_exception(HTTPFailure(503, "", "the server is shutting down"))
-                    raise
-                results = [exc] * len(batch)
-            for job, result in zip(batch, results):
-                if job.future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+                batch.append(await asyncio.wait_for(queue.get(), wait))
+            except asyncio.TimeoutError:
+                break
+        return [job for job in batch if not job.future.done()]  # a client that left is not served
+
+    async def _run_batch(self, batch: list[_Job], free: asyncio.Semaphore) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self._generate_many,
+                                                                       [job.request for job in batch])
+        except BaseException as exc:  # the executor itself failed (shut down): fail the batch
+            results = [HTTPFailure(503, "", "the server is shutting down")
+                       if isinstance(exc, (asyncio.CancelledError, RuntimeError)) else exc] * len(batch)
+        finally:
+            free.release()
+        for job, result in zip(batch, results):
+            if job.future.done():
+                continue
+            if isinstance(result, BaseException):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)
 
     def _generate_many(self, requests: list[GenerateRequest]) -> list[Any]:
         """On the model thread: motions (or the exception of each failed item), in order."""
@@ -386,7 +404,15 @@ def _check_length(model, length) -> None:
         raise HTTPFailure(422, field, msg) from None
 
 
+try:  # orjson writes the same bytes as json.dumps below, about five times faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - optional speed-up
+    _orjson = None
+
+
 def _json_bytes(obj: Any) -> bytes:
+    if _orjson is not None:
+        return _orjson.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -660,7 +686,7 @@ def serve(model, options: ServerOptions, sock: socket.socket | None = None,
             from exc
     loopback = is_loopback(options.host)
     worker = ModelWorker(model, max_jobs=options.max_jobs, max_batch=options.max_batch,
-                         batch_window_ms=options.batch_window_ms)
+                         batch_window_ms=options.batch_window_ms, workers=options.workers)
     app = create_app(worker, options, loopback=loopback, warmup=True)
     config = uvicorn.Config(app, log_level="warning", access_log=options.access_log, lifespan="on",
                             timeout_graceful_shutdown=30, server_header=False, timeout_keep_alive=30,

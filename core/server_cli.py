@@ -60,6 +60,11 @@ def register(sub) -> None:
                    help="how long a generation request waits for others to batch with (default 2 ms)")
     p.add_argument("--text-cache", type=_count, default=1024,
                    help="text embeddings kept in memory, least recently used dropped first (default 1024)")
+    p.add_argument("--workers", type=_count,
+                   help="model threads, each running one batch at a time (default: 2 on a CPU, 1 on a GPU)")
+    p.add_argument("--threads", type=_count,
+                   help="torch threads per worker (default on a CPU: its cores divided among the workers; on 2 "
+                        "cores one each, which also holds up best when other programs use the CPU)")
     p.add_argument("--access-log", action="store_true", help="print one line per request")
     p.set_defaults(func=cmd_serve)
 
@@ -95,8 +100,14 @@ def cmd_serve(args) -> int:
               file=sys.stderr, flush=True)
     sock = bind_socket(args.host, args.port)  # fails fast, before the model loads, when the port is taken
     try:
-        from .inference import MotionModel
+        import torch
 
+        from .inference import MotionModel, pick_device
+
+        cuda = pick_device(args.device).type == "cuda"
+        options.workers = args.workers or (1 if cuda else 2)
+        if args.threads or not cuda:
+            torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // options.workers))
         model = MotionModel(args.checkpoint, device=args.device, text_cache_size=args.text_cache)
     except BaseException:
         sock.close()
