@@ -84,6 +84,10 @@ class MotionModel:
         self.latent_norm = float(self.config.get("latent_norm") or 1.0)
         self.max_frames = int(self.model.config.max_frames)
         self.skeleton = neutral_skeleton()
+        # The decoder's exact inference shortcut (core/fast_decode.py), checked against the model itself.
+        from .fast_decode import FastDecoder
+
+        self.decoder = FastDecoder.verified(self.model) or self.model
         # LRU cache of unit text embeddings (a server sees the same prompts and labels again and again).
         self._text_cache: OrderedDict[str, Tensor] = OrderedDict()
         self._text_cache_size = int(text_cache_size)
@@ -165,7 +169,7 @@ class MotionModel:
             raise InferenceError(f"decode: {n} latents but {len(frames)} lengths and {len(fps)} frame rates")
         n_model = [min(self.max_frames, max(1, int(round((f - 1) / r * self.fps)) + 1)) for f, r in zip(frames, fps)]
         lengths = n_model[0] if len(set(n_model)) == 1 else torch.tensor(n_model)
-        rot6d, trans = self.model.decode(z.to(self.device), lengths)
+        rot6d, trans = self.decoder.decode(z.to(self.device), lengths)
         quats = rot6d_to_quat(rot6d.float().cpu())
         out = []
         for q, t, n_i, f, r in zip(quats, trans.float().cpu(), n_model, frames, fps):

@@ -367,6 +367,18 @@ def test_batched_generation_equals_one_at_a_time(model) -> None:
         assert torch.allclose(m.quats, alone.quats, atol=2e-5) and torch.allclose(m.trans, alone.trans, atol=2e-5)
 
 
+def test_fast_decoder_equals_the_model(model) -> None:
+    from motionclip.core.fast_decode import FastDecoder
+
+    assert isinstance(model.decoder, FastDecoder)  # the shortcut passed its own check at load
+    z = model.text_latents(["a person walks", "a person waves", "a person jumps"])
+    for lengths in (90, torch.tensor([90, 33, 1])):
+        with torch.inference_mode():
+            fast, ref = model.decoder.decode(z, lengths), model.model.decode(z, lengths)
+        for a, b in zip(fast, ref):
+            assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_text_cache_is_bounded(run_dir) -> None:
     m = MotionModel(run_dir, device="cpu", text_cache_size=3)
     first = m.text_embeddings(["a", "b", "c", "d"])
