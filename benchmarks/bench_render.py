@@ -42,8 +42,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--blender", action="store_true", help="also time the Blender renderer (Workbench)")
     ap.add_argument("--embed-clips", type=int, default=12, help="clips in the embed-frames dataset (0: skip)")
-    ap.add_argument("--workers", type=int, default=1, help="embed-frames render workers")
+    ap.add_argument("--workers", type=int, default=None, help="embed-frames render workers (default: as the command)")
     ap.add_argument("--smpl-model", help="also time your SMPL model's mesh")
+    ap.add_argument("--only-embed", action="store_true", help="skip the renderer rows")
     args = ap.parse_args()
 
     from motionclip.core.data.synth import generate_clip
@@ -62,10 +63,10 @@ def main() -> None:
     if args.smpl_model:
         bodies.append(("smpl", make_body("smpl", smpl_model=args.smpl_model)))
     print(f"\n{'renderer':<10} {'body':<28} {'faces':>7} {'best f/s':>9} {'median f/s':>11}")
-    for name, body in bodies:
+    for name, body in ([] if args.only_embed else bodies):
         best, med = rate(lambda: render_frames(motion, None, body=body, options=opts), motion.num_frames, args.repeat)
         print(f"{'pyrender':<10} {name:<28} {body.num_faces:>7} {best:>9.1f} {med:>11.1f}")
-    if args.blender:
+    if args.blender and not args.only_embed:
         from motionclip.render.blender_backend import find_blender
 
         print(f"blender: {find_blender()[1]}")
@@ -80,7 +81,7 @@ def main() -> None:
 
         from motionclip.core.data.synth import synthesize
         from motionclip.core.encoders import load_encoder
-        from motionclip.render.embed import EmbedSettings, embed_frames
+        from motionclip.render.embed import EmbedSettings, default_workers, embed_frames
 
         enc = load_encoder("clip-random:ViT-B/32", device="cpu")
         x = torch.rand(32, 3, 224, 224)
@@ -92,10 +93,11 @@ def main() -> None:
             data = Path(tmp) / "data"
             synthesize(data, clips=args.embed_clips, seed=0, progress=False)
             t0 = time.perf_counter()
-            rep = embed_frames(data, enc, EmbedSettings(), workers=args.workers, progress=False)
+            workers = default_workers() if args.workers is None else args.workers
+            rep = embed_frames(data, enc, EmbedSettings(), workers=workers, progress=False)
             wall = time.perf_counter() - t0
         print(f"\nembed-frames, {args.embed_clips} synthetic clips, policy middle + mirrored, mannequin, pyrender, "
-              f"random ViT-B/32, {args.workers} worker(s):")
+              f"random ViT-B/32, {workers} render worker process(es):")
         print(f"  {rep.images} images in {wall:.1f} s: {rep.images / wall:.1f} images/s end to end "
               f"(worker start-up included); the CLIP image tower alone: {clip_rate:.1f} images/s")
 

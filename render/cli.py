@@ -130,8 +130,9 @@ def register(sub) -> None:
                                                             "to the unmirrored embedding for mirrored windows)")
     _renderer_args(p)
     p.add_argument("--size", type=_int_at_least(8), default=224, help="pixels, square (default 224)")
-    p.add_argument("--workers", type=_int_at_least(0), default=1,
-                   help="render processes (default 1; 0: render in this process)")
+    p.add_argument("--workers", type=_int_at_least(0), default=None,
+                   help="render processes (0: render in this process; default: 0 on a CPU-only machine with "
+                        "2 cores or fewer, else half the cores up to 4)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="images per CLIP forward pass (default 32)")
     p.add_argument("--device", default=None, help="device for CLIP (default: CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -124,6 +124,18 @@ def _render_clip(clip_id: str, frames: list[int]) -> tuple[str, list[int], np.nd
 
 # ------------------------------------------------------------------------------------------ driver
 
+def default_workers() -> int:
+    """Render processes by default: none on a small CPU-only machine, where CLIP and the renderer
+    would only fight over the cores (measured on 2 cores: one worker process was slower than
+    none); otherwise half the cores, up to 4, rendering while CLIP runs on the GPU or the rest."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    if cpus <= 2 and not torch.cuda.is_available():
+        return 0
+    return max(1, min(4, cpus // 2))
+
+
 @dataclass
 class EmbedReport:
     folder: Path
@@ -137,17 +149,18 @@ class EmbedReport:
 
 
 def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", settings: EmbedSettings | None = None,
-                 workers: int = 1, batch_size: int = 32, smpl_model: str | None = None,
+                 workers: int | None = None, batch_size: int = 32, smpl_model: str | None = None,
                  renderer_options: dict | None = None, progress: bool = True,
                  device: str | None = None) -> EmbedReport:
     """Fill DATA/cache/images-... for every clip; returns what was done. See the module docstring.
 
     encoder: a spec for motionclip.core.encoders.load_encoder, or a loaded encoder with an image tower.
-    workers: render processes (0 renders in this process)."""
+    workers: render processes (0 renders in this process; None: default_workers())."""
     from motionclip.core.data.dataset_dir import DatasetIndex
     from motionclip.core.encoders import load_encoder
 
     settings = settings or EmbedSettings()
+    workers = default_workers() if workers is None else int(workers)
     data = Path(data)
     index = DatasetIndex.load(data)
     enc = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
