@@ -113,7 +113,7 @@ class SkeletonBody(Body):
 
     name = "skeleton"
 
-    def __init__(self, skeleton: Skeleton | None = None, radius: float = 0.035, segments: int = 10) -> None:
+    def __init__(self, skeleton: Skeleton | None = None, radius: float = 0.035, segments: int = 8) -> None:
         import trimesh
 
         skeleton = skeleton or neutral_skeleton()
