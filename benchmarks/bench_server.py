@@ -130,6 +130,36 @@ def load(server: Server, clients: int, requests: int, frames: int, tag: str) -> 
             "gen_per_s": len(latencies) / wall}
 
 
+def model_ceiling(run: Path, frames: int, seconds: float = 8.0, workers: int = 2) -> float:
+    """Generations/s of the model alone in this process, as the server runs it on a CPU (`workers` threads,
+    one torch thread each, batches of 8 new prompts): the peer of the server's 8-client figure."""
+    import torch
+
+    from motionclip.core.inference import MotionModel
+
+    torch.set_num_threads(1)
+    model = MotionModel(run, device="cpu")
+    model.generate_batch([dict(prompt="warm up", frames=frames)] * 8)
+    done, stop, lock = [0], time.perf_counter() + seconds, threading.Lock()
+
+    def work(w: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            model.generate_batch([dict(prompt=f"{PROMPTS[k]} (ceiling {w} {i})", frames=frames, seed=k)
+                                  for k in range(8)])
+            i += 1
+            with lock:
+                done[0] += 8
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done[0] / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, help="a run directory (default: the built-in model, else a timing run)")
@@ -138,6 +168,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=120, help="frames per generation (default 120, 4 s at 30 fps)")
     ap.add_argument("--clients", default="1,8", help="client counts, comma-separated (default 1,8)")
     ap.add_argument("--server-args", default="", help="extra `motionclip serve` options, e.g. '--max-batch 16'")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip timing the model alone in this process")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +185,9 @@ def main() -> None:
         m = config["model"]
         print(f"model: {run}: {m.get('enc_layers')}+{m.get('dec_layers')} layers, latent {m.get('latent_dim')}, "
               f"ffn {m.get('ff_dim')}, encoder {config['encoder'].get('spec') or config['encoder'].get('name')}")
+        import os
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+              f"({os.cpu_count()} CPUs; other programs running slow the figures down)")
         server = Server(Path(run), args.server_args.split())
         rss0, _ = server.memory()
         print(f"server started in {server.start_s:.1f} s (model load + warm-up); resident memory {rss0:.0f} MB")
@@ -161,19 +195,21 @@ def main() -> None:
             load(server, 2, 16, args.frames, "warm-up")
             rows = []
             for clients in (int(c) for c in args.clients.split(",")):
+                with urlopen_health(server) as health:
+                    before = health.get("stats", {})
                 r = load(server, clients, args.requests, args.frames, f"c{clients}")
+                with urlopen_health(server) as health:
+                    after = health.get("stats", {})
                 rows.append(r)
+                passes = after.get("batches", 0) - before.get("batches", 0)
                 print(f"{clients} client(s), {r['requests']} x {args.frames}-frame generations: "
                       f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, {r['gen_per_s']:.1f} generations/s, "
-                      f"{len(r['errors'])} errors" + (f" (first: {r['errors'][0]})" if r["errors"] else ""),
-                      flush=True)
+                      f"{len(r['errors'])} errors" + (f" (first: {r['errors'][0]})" if r["errors"] else "")
+                      + (f"; {(after['generated'] - before['generated']) / passes:.1f} generations per forward pass"
+                         if passes else ""), flush=True)
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             rss, peak = server.memory()
             print(f"server resident memory: {rss:.0f} MB now, {peak:.0f} MB peak (target <= 1536 MB)")
-            with urlopen_health(server) as health:
-                stats = health.get("stats", {})
-            if stats.get("batches"):
-                print(f"batching: {stats['generated']} generations in {stats['batches']} forward passes "
-                      f"({stats['generated'] / stats['batches']:.1f} per pass)")
             eight = next((r for r in rows if r["clients"] == 8), None)
             if eight:
                 ok = eight["gen_per_s"] >= 20 and eight["p95_ms"] <= 1000 and not eight["errors"] and peak <= 1536
@@ -182,6 +218,12 @@ def main() -> None:
         finally:
             rc = server.stop()
             print(f"server stopped (exit code {rc})")
+        if not args.no_ceiling:
+            ceiling = model_ceiling(Path(run), args.frames)
+            eight = next((r for r in rows if r["clients"] == 8), rows[-1])
+            print(f"the model alone in this process (2 threads, batches of 8, no HTTP), right after: {ceiling:.1f} "
+                  f"generations/s; the server reached {eight['gen_per_s'] / ceiling:.2f}x of it with "
+                  f"{eight['clients']} clients")
 
 
 class urlopen_health:

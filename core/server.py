@@ -12,12 +12,13 @@ and every refusal is a 4xx with ``{"error": {"field", "message"}}``, also for un
 wrong methods, oversized bodies and a missing token. A failure inside the model is a 500 with a
 message, and the server goes on serving.
 
-Speed. Every torch call runs on one worker thread, so the event loop never blocks. Concurrent
-``/generate`` requests are collected for a few milliseconds (and while the worker is busy) and
-run as one batch: one text-encoder call for all prompts (an LRU cache skips prompts seen
-lately), one decoder call per group of similar lengths (different lengths are masked). A
-failing batch is retried item by item, so only the bad item fails. Answers are serialised on
-other threads, overlapping the next batch's torch work.
+Speed. Every torch call runs on model threads (2 on a CPU, one torch thread each; 1 on a GPU),
+so the event loop never blocks. Concurrent ``/generate`` requests are collected into batches
+(a batch waits up to the batch window while other requests are about; a lone request does
+not wait): one text-encoder call for all prompts (an LRU cache skips prompts seen lately), one
+decoder call per group of similar lengths (different lengths are masked). A failing batch is
+retried item by item, so only the bad item fails. Answers are serialised (orjson) on other
+threads, overlapping the next batch's torch work.
 
 Safety. Binds 127.0.0.1 unless told otherwise; on loopback it also refuses requests whose Host
 header names another machine (a web page cannot reach it through DNS rebinding), and it refuses
@@ -69,7 +70,7 @@ class ServerOptions:
     token: str | None = None
     max_jobs: int = 128            # requests in flight (queued or running) before 503
     max_batch: int = 32            # generations per forward pass
-    batch_window_ms: float = 2.0   # how long the first request of a batch waits for company
+    batch_window_ms: float = 20.0  # how long a batch waits for requests on their way (a lone one does not)
     max_body_bytes: int = MAX_BODY_BYTES
     access_log: bool = False
     workers: int = 1               # model threads (batches run side by side)
@@ -97,7 +98,7 @@ class _Job:
 class ModelWorker:
     """Owns a MotionModel; runs every torch call on one thread; batches generation requests."""
 
-    def __init__(self, model, max_jobs: int = 128, max_batch: int = 32, batch_window_ms: float = 2.0,
+    def __init__(self, model, max_jobs: int = 128, max_batch: int = 32, batch_window_ms: float = 20.0,
                  workers: int = 1):
         self.model = model
         self.max_jobs = int(max_jobs)
@@ -108,6 +109,7 @@ class ModelWorker:
         self.jobs = 0
         self.batches = 0
         self.batched_items = 0
+        self.running_items = 0
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -184,6 +186,9 @@ class ModelWorker:
             task.add_done_callback(running.discard)
 
     async def _collect(self, queue: asyncio.Queue) -> list[_Job]:
+        """A batch: the first request, then whatever arrives within the batch window, but only while other
+        requests are about (being read or answered, or running on another model thread, their clients
+        about to send the next ones): a lone request does not wait."""
         loop = asyncio.get_running_loop()
         batch = [await queue.get()]
         deadline = loop.time() + self.batch_window
@@ -191,8 +196,9 @@ class ModelWorker:
             if not queue.empty():
                 batch.append(queue.get_nowait())
                 continue
+            elsewhere = self.jobs - len(batch) - self.running_items
             wait = deadline - loop.time()
-            if wait <= 0:
+            if (elsewhere <= 0 and self.running_items == 0) or wait <= 0:
                 break
             try:
                 batch.append(await asyncio.wait_for(queue.get(), wait))
@@ -201,6 +207,7 @@ class ModelWorker:
         return [job for job in batch if not job.future.done()]  # a client that left is not served
 
     async def _run_batch(self, batch: list[_Job], free: asyncio.Semaphore) -> None:
+        self.running_items += len(batch)
         try:
             results = await asyncio.get_running_loop().run_in_executor(self.executor, self._generate_many,
                                                                        [job.request for job in batch])
@@ -208,6 +215,7 @@ class ModelWorker:
             results = [HTTPFailure(503, "", "the server is shutting down")
                        if isinstance(exc, (asyncio.CancelledError, RuntimeError)) else exc] * len(batch)
         finally:
+            self.running_items -= len(batch)
             free.release()
         for job, result in zip(batch, results):
             if job.future.done():

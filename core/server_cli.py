@@ -56,8 +56,9 @@ def register(sub) -> None:
                    help="requests in flight (queued or running) before the server answers 503 busy (default 128)")
     p.add_argument("--max-batch", type=_count, default=32,
                    help="generation requests run together in one forward pass (default 32)")
-    p.add_argument("--batch-window-ms", type=float, default=2.0,
-                   help="how long a generation request waits for others to batch with (default 2 ms)")
+    p.add_argument("--batch-window-ms", type=float, default=20.0,
+                   help="how long a batch waits for requests on their way to join it (default 20 ms; a lone "
+                        "request does not wait)")
     p.add_argument("--text-cache", type=_count, default=1024,
                    help="text embeddings kept in memory, least recently used dropped first (default 1024)")
     p.add_argument("--workers", type=_count,
