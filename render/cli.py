@@ -212,7 +212,8 @@ def cmd_embed_frames(args) -> int:
     from .embed import EmbedSettings, embed_frames
 
     settings = EmbedSettings(policy=args.policy, window=args.window, stride=args.stride, seed=args.seed,
-                             mirror=not args.no_mirror, renderer=args.renderer, body=args.body, size=args.size)
+                             mirror=not args.no_mirror, renderer=args.renderer, body=args.body, size=args.size,
+                             engine=args.engine)
     if args.body == "smpl" and args.smpl_model is None:
         import os
         if not os.environ.get("MOTIONCLIP_SMPL_MODEL"):

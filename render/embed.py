@@ -42,6 +42,7 @@ class EmbedSettings:
     seed: int = 0
     mirror: bool = True
     renderer: str = "pyrender"
+    engine: str = "workbench"  # Blender's engine (when renderer is blender)
     body: str = "mannequin"
     size: int = 224
     azimuth: float = 30.0
@@ -51,6 +52,8 @@ class EmbedSettings:
         parse_policy(self.policy)
         if self.renderer not in ("pyrender", "blender"):
             raise RenderError(f"unknown renderer {self.renderer!r}; choose pyrender or blender")
+        if self.engine not in ("workbench", "cycles", "eevee"):
+            raise RenderError(f"unknown Blender engine {self.engine!r}; choose workbench, cycles or eevee")
         if self.body not in BODIES:
             raise RenderError(f"unknown body {self.body!r}; choose one of {', '.join(BODIES)}")
         for name in ("window", "stride", "size"):
@@ -202,7 +205,10 @@ def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", setting
         if bar is not None:
             bar.update(len(imgs) + (len(mimgs) if mimgs is not None else 0))
 
-    init = (sdict, str(data), smpl_model, renderer_options or {})
+    renderer_options = dict(renderer_options or {})
+    if settings.renderer == "blender":
+        renderer_options["engine"] = settings.engine
+    init = (sdict, str(data), smpl_model, renderer_options)
     if workers <= 0:
         _init_worker(*init)
         torch.set_num_threads(max(1, torch.get_num_threads()))
