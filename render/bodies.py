@@ -206,17 +206,40 @@ def _mannequin_mesh(max_faces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     dense = np.zeros((len(verts), len(m.joint_names)), np.float32)
     np.add.at(dense, (np.arange(len(verts))[:, None], idx), w)
     if max_faces and len(faces) > max_faces:
-        try:
-            import fast_simplification
-        except ImportError as exc:
-            raise RenderError(f"decimating the mannequin needs fast-simplification ({exc}): pip install "
-                              f"'motionclip[render]', or render the full mesh (max_faces=0)") from None
-        from scipy.spatial import cKDTree
-
-        small, small_faces = fast_simplification.simplify(verts, faces.astype(np.int32), target_count=int(max_faces))
-        nearest = cKDTree(verts).query(small)[1]  # each kept vertex takes the weights of the closest original
-        verts, faces, dense = small, np.asarray(small_faces, np.int64), dense[nearest]
+        w_ = m._weights
+        parts = list(zip(w_.skin_part_vertex_starts, w_.skin_part_vertex_counts, w_.skin_part_face_starts,
+                         w_.skin_part_face_counts))
+        verts, faces, dense = _decimate_parts(verts, faces, dense, parts, int(max_faces))
     return verts.astype(np.float32), faces.astype(np.int32), dense, bind, tuple(m.joint_names)
+
+
+def _decimate_parts(verts: np.ndarray, faces: np.ndarray, weights: np.ndarray,
+                    parts: list[tuple[int, int, int, int]], max_faces: int):
+    """Decimate each part (vertex start, count, face start, count) on its own to its share of
+    `max_faces`: no vertex merges across parts (the mannequin's torso, limbs, head and joint balls),
+    and each kept vertex takes the skin weights of the closest original vertex of its own part."""
+    try:
+        import fast_simplification
+    except ImportError as exc:
+        raise RenderError(f"decimating the mannequin needs fast-simplification ({exc}): pip install "
+                          f"'motionclip[render]', or render the full mesh (max_faces=0)") from None
+    from scipy.spatial import cKDTree
+
+    scale = max_faces / len(faces)
+    out_v, out_f, out_w = [], [], []
+    count = 0
+    for vs, vc, fs, fc in parts:
+        pv, pf, pw = verts[vs:vs + vc], faces[fs:fs + fc] - vs, weights[vs:vs + vc]
+        target = int(round(fc * scale))
+        if target >= 64 and target < fc:
+            small, small_f = fast_simplification.simplify(pv, pf.astype(np.int32), target_count=target)
+            nearest = cKDTree(pv).query(small)[1]
+            pv, pf, pw = small, np.asarray(small_f, np.int64), pw[nearest]
+        out_v.append(pv)
+        out_f.append(pf + count)
+        out_w.append(pw)
+        count += len(pv)
+    return np.concatenate(out_v), np.concatenate(out_f), np.concatenate(out_w)
 
 
 class MannequinBody(Body):
