@@ -7,6 +7,7 @@ Targets on a 2-core CPU with pyrender over EGL (Mesa's software rasteriser, no G
 for the skeleton, >= 30 frames/s for a body mesh. Each pyrender row renders a 120-frame synthetic walk
 (camera fitted to the clip, floor, two lights) `--repeat` times after a warm-up and reports the best
 and median rates; posing (skinning), normals and the camera fit are included, the encoder is not.
+Each body is timed with our Lambert shaders (the default) and, beside it, pyrender's own PBR ones.
 Blender rows (--blender) include Blender's start-up, as a user's call does. The embed-frames row
 runs the whole command path (render workers, CLIP image tower, cache files) on a synthetic dataset
 with a random-weight ViT-B/32: real CLIP weights cannot be downloaded here, and the timing does not
@@ -62,10 +63,14 @@ def main() -> None:
               ("mannequin (full 48k faces)", make_body("mannequin", max_faces=0))]
     if args.smpl_model:
         bodies.append(("smpl", make_body("smpl", smpl_model=args.smpl_model)))
-    print(f"\n{'renderer':<10} {'body':<28} {'faces':>7} {'best f/s':>9} {'median f/s':>11}")
+    print(f"\n{'renderer':<10} {'body':<40} {'faces':>7} {'best f/s':>9} {'median f/s':>11}")
     for name, body in ([] if args.only_embed else bodies):
-        best, med = rate(lambda: render_frames(motion, None, body=body, options=opts), motion.num_frames, args.repeat)
-        print(f"{'pyrender':<10} {name:<28} {body.num_faces:>7} {best:>9.1f} {med:>11.1f}")
+        for shading in ("lambert", "pbr"):  # ours (default) and pyrender's own shaders, side by side
+            best, med = rate(lambda: render_frames(motion, None, body=body, options=opts,
+                                                   renderer_options={"shading": shading}),
+                             motion.num_frames, args.repeat)
+            label = name if shading == "lambert" else f"{name}, pyrender's PBR"
+            print(f"{'pyrender':<10} {label:<40} {body.num_faces:>7} {best:>9.1f} {med:>11.1f}")
     if args.blender and not args.only_embed:
         from motionclip.render.blender_backend import find_blender
 
@@ -74,7 +79,7 @@ def main() -> None:
         for name, body in bodies[:2]:
             best, med = rate(lambda: render_frames(motion, list(range(n)), body=body, options=opts,
                                                    renderer="blender"), n, max(1, args.repeat - 1))
-            print(f"{'blender':<10} {name + ' (workbench)':<28} {body.num_faces:>7} {best:>9.1f} {med:>11.1f}")
+            print(f"{'blender':<10} {name + ' (workbench)':<40} {body.num_faces:>7} {best:>9.1f} {med:>11.1f}")
 
     if args.embed_clips:
         import torch

@@ -108,6 +108,21 @@ def test_floor_is_drawn_under_the_body(walk, bodies) -> None:
     assert floor_px[48:].sum() > floor_px[:16].sum()
 
 
+def test_lambert_shading_matches_pyrender_shaders(walk, bodies) -> None:
+    """Our Lambert shaders (the default) draw the same silhouette as pyrender's own, with shading."""
+    opts = SceneOptions(size=96, floor=False, camera="frame")
+    body = bodies["mannequin"]
+    ours = render_frames(walk, [12], body=body, options=opts)[0]
+    theirs = render_frames(walk, [12], body=body, options=opts, renderer_options={"shading": "pbr"})[0]
+    a, b = body_mask(ours), body_mask(theirs)
+    assert (a & b).sum() / (a | b).sum() > 0.97
+    lum = ours[a].astype(float).mean(-1)
+    assert lum.max() - lum.min() > 60  # lit and shadowed sides, not a flat silhouette
+    assert abs(lum.mean() - theirs[b].astype(float).mean(-1).mean()) < 25  # about as bright
+    with pytest.raises(RenderError, match="unknown pyrender shading"):
+        render_frames(walk, [0], body=body, options=opts, renderer_options={"shading": "toon"})
+
+
 def test_mannequin_skinning_matches_mannequin_x() -> None:
     """Our skinning of the full-resolution mannequin gives mannequin-x's own vertices."""
     rng = np.random.default_rng(0)
