@@ -64,11 +64,13 @@ def _renderer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="workbench", choices=["workbench", "cycles", "eevee"],
                    help="Blender render engine (default workbench)")
     p.add_argument("--samples", type=_int_at_least(1), default=32, help="Cycles / EEVEE samples (default 32)")
+    p.add_argument("--shading", default="lambert", choices=["lambert", "pbr"],
+                   help="pyrender shading: lambert (default, fast) or pbr (pyrender's own shaders)")
 
 
 def _renderer_options(args) -> dict:
     if args.renderer != "blender":
-        return {}
+        return {"shading": args.shading}
     return {"blender": args.blender, "engine": args.engine, "samples": args.samples}
 
 
@@ -213,7 +215,7 @@ def cmd_embed_frames(args) -> int:
 
     settings = EmbedSettings(policy=args.policy, window=args.window, stride=args.stride, seed=args.seed,
                              mirror=not args.no_mirror, renderer=args.renderer, body=args.body, size=args.size,
-                             engine=args.engine)
+                             engine=args.engine, shading=args.shading)
     if args.body == "smpl" and args.smpl_model is None:
         import os
         if not os.environ.get("MOTIONCLIP_SMPL_MODEL"):

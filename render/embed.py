@@ -43,6 +43,7 @@ class EmbedSettings:
     mirror: bool = True
     renderer: str = "pyrender"
     engine: str = "workbench"  # Blender's engine (when renderer is blender)
+    shading: str = "lambert"  # pyrender's shading (when renderer is pyrender)
     body: str = "mannequin"
     size: int = 224
     azimuth: float = 30.0
@@ -52,6 +53,8 @@ class EmbedSettings:
         parse_policy(self.policy)
         if self.renderer not in ("pyrender", "blender"):
             raise RenderError(f"unknown renderer {self.renderer!r}; choose pyrender or blender")
+        if self.shading not in ("lambert", "pbr"):
+            raise RenderError(f"unknown pyrender shading {self.shading!r}; choose lambert or pbr")
         if self.engine not in ("workbench", "cycles", "eevee"):
             raise RenderError(f"unknown Blender engine {self.engine!r}; choose workbench, cycles or eevee")
         if self.body not in BODIES:
@@ -208,6 +211,8 @@ def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", setting
     renderer_options = dict(renderer_options or {})
     if settings.renderer == "blender":
         renderer_options["engine"] = settings.engine
+    else:
+        renderer_options["shading"] = settings.shading
     init = (sdict, str(data), smpl_model, renderer_options)
     if workers <= 0:
         _init_worker(*init)
