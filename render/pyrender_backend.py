@@ -110,8 +110,47 @@ SHADER_DIR = Path(__file__).with_name("shaders")
 SHADINGS = ("lambert", "pbr")
 
 
+# One offscreen context per process, shared by every PyrenderRenderer and resized as needed:
+# pyrender's OffscreenRenderer.delete() calls eglTerminate on the (shared) EGL display, which would
+# end every other context of the process too.
+_SHARED: dict = {}
+
+
+def _shared_offscreen(pr, platform: str, width: int, height: int):
+    r = _SHARED.get("renderer")
+    if r is None:
+        try:
+            r = pr.OffscreenRenderer(width, height)
+        except Exception as exc:  # EGL / OSMesa context creation failures come as assorted errors
+            raise RenderError(f"pyrender could not open an offscreen OpenGL context with PYOPENGL_PLATFORM="
+                              f"{platform} ({type(exc).__name__}: {exc}). {APT_HINT}") from None
+        _SHARED["renderer"] = r
+    if (r.viewport_width, r.viewport_height) != (width, height):
+        r.viewport_width, r.viewport_height = width, height
+        plat = getattr(r, "_platform", None)
+        if plat is not None and not plat.supports_framebuffers():
+            # OSMesa: pyrender would rebuild the context inside render(), after our shaders are set.
+            r.delete()
+            r._create()
+    return r
+
+
+def _use_shading(r, shading: str) -> None:
+    """Point the context's renderer at our Lambert shaders or pyrender's own (one cache each)."""
+    inner = getattr(r, "_renderer", None)
+    if not hasattr(inner, "_program_cache"):
+        return
+    caches = _SHARED.get("caches")
+    if caches is None or caches[0] is not inner:  # a new context: new caches
+        from pyrender.shader_program import ShaderProgramCache
+
+        caches = (inner, {"pbr": inner._program_cache, "lambert": ShaderProgramCache(shader_dir=str(SHADER_DIR))})
+        _SHARED["caches"] = caches
+    inner._program_cache = caches[1][shading]
+
+
 class PyrenderRenderer:
-    """Renders posed bodies with pyrender; one OpenGL context per instance (per process).
+    """Renders posed bodies with pyrender, in the process's one offscreen OpenGL context.
 
     shading: "lambert" (default): our shaders in render/shaders, pyrender's diffuse term without its
     physically based specular model, about twice as fast on Mesa's software rasteriser; "pbr":
@@ -125,25 +164,11 @@ class PyrenderRenderer:
         self.shading = shading
         self.pyrender = import_pyrender()
         self.platform = os.environ.get("PYOPENGL_PLATFORM", "")
-        self._renderer = None
-        self._size: tuple[int, int] | None = None
 
     def _offscreen(self, width: int, height: int):
-        if self._renderer is not None and self._size == (width, height):
-            return self._renderer
-        self.close()
-        try:
-            self._renderer = self.pyrender.OffscreenRenderer(width, height)
-        except Exception as exc:  # EGL / OSMesa context creation failures come as assorted errors
-            raise RenderError(f"pyrender could not open an offscreen OpenGL context with PYOPENGL_PLATFORM="
-                              f"{self.platform} ({type(exc).__name__}: {exc}). {APT_HINT}") from None
-        self._size = (width, height)
-        inner = getattr(self._renderer, "_renderer", None)
-        if self.shading == "lambert" and hasattr(inner, "_program_cache"):
-            from pyrender.shader_program import ShaderProgramCache
-
-            inner._program_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR))
-        return self._renderer
+        r = _shared_offscreen(self.pyrender, self.platform, width, height)
+        _use_shading(r, self.shading)
+        return r
 
     def render(self, body: Body, posed: PosedFrames, spec: SceneSpec,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -187,15 +212,4 @@ class PyrenderRenderer:
         return out
 
     def close(self) -> None:
-        if self._renderer is not None:
-            try:
-                self._renderer.delete()
-            except Exception:
-                pass
-            self._renderer = None
-
-    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
-        try:
-            self.close()
-        except Exception:
-            pass
+        """Nothing to free per renderer: the process's context lives until the process ends."""
