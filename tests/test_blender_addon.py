@@ -388,3 +388,104 @@ def test_start_backend_button_launches_and_stops_the_server(addon_zip, tiny_run,
     assert not d["running_after_disable"]
     with pytest.raises(OSError):  # nothing listens there any more
         urllib.request.urlopen(d["url"] + "/health", timeout=2)
+
+
+GUI_SESSION = REPO / "tests" / "blender_scripts" / "gui_session.py"
+
+
+def free_display() -> int:
+    for n in range(90, 200):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            return n
+    raise RuntimeError("no free X display number in :90-:199")
+
+
+def wait_for(path: Path, proc: subprocess.Popen, log: Path, seconds: float = 300) -> dict:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"Blender exited ({proc.returncode}) before {path.name}: {log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {path.name} from Blender within {seconds:.0f} s: {log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return json.loads(path.read_text())
+
+
+def screenshot(display: str, out: Path):
+    subprocess.run(["import", "-display", display, "-window", "root", str(out)], check=True, timeout=60)
+    from PIL import Image
+
+    return np.asarray(Image.open(out).convert("RGB")).astype(np.int32)
+
+
+@pytest.mark.slow
+def test_real_blender_window_generates_and_shows_the_panel(addon_zip, server, tmp_path) -> None:
+    """Debian's Blender 3.4 in a real window on Xvfb: press Generate in the sidebar, see the armature
+    keyed and the panel's status line, and take a screenshot (kept in $MOTIONCLIP_SCREENSHOT_DIR when
+    set). The operator returns at once while the request runs on the add-on's worker thread."""
+    tools = [shutil.which(t) for t in ("blender", "Xvfb", "xdotool", "import")]
+    if None in tools:
+        pytest.skip("needs blender, Xvfb, xdotool and ImageMagick's import (apt-get install blender "
+                    "python3-numpy xvfb xdotool imagemagick)")
+    n = free_display()
+    display = f":{n}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "blender.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(DISPLAY=display, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
+               BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    blender = None
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"/tmp/.X11-unix/X{n}").exists():
+            assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        with open(log, "wb") as fh:
+            blender = subprocess.Popen([DEBIAN_BLENDER, "--factory-startup", "--python", str(GUI_SESSION), "--",
+                                        str(addon_zip), server, str(state)], env=env, cwd=tmp_path,
+                                       stdout=fh, stderr=subprocess.STDOUT)
+        ready = wait_for(state / "ready.json", blender, log)
+        assert "exception" not in ready, ready["exception"]
+        # Generate returned at once and the request went on in the background; then the result was keyed.
+        assert ready["operator"] == ["FINISHED"] and ready["running_after_press"]
+        assert ready["error"] == "" and ready["bones"] == 24 and ready["armature"] == "SMPL"
+        assert ready["action"] == "a person walks forward and waves" and ready["frame_range"] == [1.0, 96.0]
+        assert ready["status"].startswith('SMPL (new): "a person walks forward and waves", 96 frames at 24 fps')
+        # Close the first-run splash (a click on the status bar), then click the sidebar's last tab (the add-on's) as a user would.
+        xdo = ["xdotool"]
+        subprocess.run(xdo + ["mousemove", "640", "790", "sleep", "0.3", "click", "1", "sleep", "0.5"],
+                       env=env, check=True, timeout=30)
+        win_w, win_h = ready["window"]
+        x0, y0, w, h = ready["sidebar"]
+        before = screenshot(display, tmp_path / "before.png")
+        top, bottom = win_h - (y0 + h), win_h - y0        # Blender's y runs upwards
+        col = before[top:bottom, x0 + w - 21].sum(-1)       # a column through the tab strip
+        strip = int(np.bincount(col).argmax())              # the strip's own colour, below the tabs
+        # the tabs end where the strip's colour runs on for 50 pixels
+        end = next((i for i in range(len(col) - 50) if (col[i:i + 50] == strip).all()), 0)
+        assert end > 20, "no sidebar tabs found"
+        click_y = top + end - 12
+        subprocess.run(xdo + ["mousemove", str(x0 + w - 12), str(click_y), "click", "1", "sleep", "0.3",
+                              "mousemove", "640", "600"], env=env, check=True, timeout=30)
+        (state / "clicked").touch()
+        shown = wait_for(state / "shown.json", blender, log, 60)
+        assert shown["panel_draws"] > ready["panel_draws"], (ready, shown)  # the MotionCLIP tab is on screen now
+        time.sleep(0.5)
+        after = screenshot(display, tmp_path / "blender_panel.png")
+        side = (slice(top, bottom), slice(x0, x0 + w - 25))
+        assert np.abs(after[side] - before[side]).sum(-1).astype(bool).mean() > 0.05  # the sidebar changed
+        assert len(np.unique(after.reshape(-1, 3), axis=0)) > 500                      # a real picture
+        keep = os.environ.get("MOTIONCLIP_SCREENSHOT_DIR")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(tmp_path / "blender_panel.png", Path(keep) / "blender_panel.png")
+        (state / "shot.done").touch()
+        assert blender.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        if blender is not None and blender.poll() is None:
+            blender.kill()
+        xvfb.terminate()
+        xvfb.wait(10)
