@@ -122,5 +122,9 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, half: bool = 
     out.mkdir(parents=True, exist_ok=True)
     save_weights(model.state_dict(), out / WEIGHTS, metadata={"exported_from": run_dir.name,
                                                                "dtype": "float16" if half else "float32"}, half=half)
-    write_config(out, {k: v for k, v in config.items() if k not in ("format", "version")})
+    shipped = {k: v for k, v in config.items() if k not in ("format", "version")}
+    if isinstance(shipped.get("data"), dict) and shipped["data"].get("path"):
+        # the trainer's local dataset path means nothing on another machine: keep its folder name only
+        shipped["data"] = dict(shipped["data"], path=Path(str(shipped["data"]["path"])).name)
+    write_config(out, shipped)
     return out

@@ -134,6 +134,8 @@ def test_export_run_float16_keeps_the_model(run_dir, model, tmp_path, capsys) ->
     assert "float16" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [CONFIG, WEIGHTS]
     assert (out / WEIGHTS).stat().st_size < 0.6 * (run_dir / WEIGHTS).stat().st_size
+    shipped = json.loads((out / CONFIG).read_text())
+    assert shipped["data"]["path"] == "data"  # the local dataset path is not shipped, its folder name is
     small = MotionModel(out, device="cpu")
     a = model.generate("a person walks forward", frames=60, seed=1)
     b = small.generate("a person walks forward", frames=60, seed=1)
