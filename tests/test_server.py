@@ -364,7 +364,9 @@ def test_batched_generation_equals_one_at_a_time(model) -> None:
     for r, m in zip(reqs, batched):
         alone = model.generate(**r)
         assert m.num_frames == alone.num_frames and m.fps == alone.fps
-        assert torch.allclose(m.quats, alone.quats, atol=2e-5) and torch.allclose(m.trans, alone.trans, atol=2e-5)
+        # Batched and single matrix products round differently (about 1e-7, grown by the network); a wrong
+        # mask or padding would differ by orders of magnitude more.
+        assert torch.allclose(m.quats, alone.quats, atol=1e-4) and torch.allclose(m.trans, alone.trans, atol=1e-4)
 
 
 def test_fast_decoder_equals_the_model(model) -> None:

@@ -146,7 +146,7 @@ def test_run_directory_and_falling_loss(trained) -> None:
     enc = load_encoder(ENCODER, device="cpu")
     assert config["encoder"]["name"] == ENCODER and config["encoder"]["fingerprint"] == enc.fingerprint
     assert config["encoder"]["dim"] == 64
-    assert config["model"] == MotionCLIPConfig(latent_dim=64, **TINY, dropout=0.1).to_dict()
+    assert config["model"] == MotionCLIPConfig(latent_dim=64, **TINY, dropout=0.1, root="velocity").to_dict()  # "small"
     train = config["train"]
     assert (train["epochs"], train["batch_size"], train["seed"], train["window"], train["encoder"]) == \
         (3, 8, 3, WINDOW, ENCODER)
