@@ -230,9 +230,8 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
 
 
 def server_line(client, health) -> str:
-    path = health.model.replace("\\", "/").rstrip("/")
-    model = "built-in model" if path.endswith("/assets/model") else "model " + path.rsplit("/", 1)[-1]
-    return f"Connected: {client.url}, {model} ({health.text_encoder}, {health.device})"
+    model = health.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return f"Connected: {client.url}, model {model} ({health.text_encoder}, {health.device})"
 
 
 def _selected_motion(context):

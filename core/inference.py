@@ -74,6 +74,8 @@ class MotionModel:
 
         self.device = pick_device(device)
         self.run_dir = Path(run_dir) if run_dir else builtin_run_dir()
+        # What /health and the add-on call it: the run's folder, or "built-in" for the shipped model.
+        self.name = str(self.run_dir) if run_dir else "built-in"
         self.model, self.config = load_model(self.run_dir, self.device)
         identity = self.config["encoder"]
         if encoder is None:

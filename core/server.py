@@ -456,7 +456,7 @@ def create_app(worker: ModelWorker, options: ServerOptions, loopback: bool = Tru
                               f"protocol, version {PROTOCOL_VERSION}; errors are "
                               '{"error": {"field": ..., "message": ...}}.')
 
-    health = Health(status="ok", version=__version__, model=str(model.run_dir), text_encoder=model.encoder.name,
+    health = Health(status="ok", version=__version__, model=model.name, text_encoder=model.encoder.name,
                     device=str(model.device), fps=model.fps, max_frames=model.frame_limit())
 
     ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731

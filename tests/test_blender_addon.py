@@ -458,7 +458,7 @@ def test_real_blender_window_generates_and_shows_the_panel(addon_zip, server, tm
         xdo = ["xdotool"]
         subprocess.run(xdo + ["mousemove", "640", "790", "sleep", "0.3", "click", "1", "sleep", "0.5"],
                        env=env, check=True, timeout=30)
-        win_w, win_h = ready["window"]
+        win_h = ready["window"][1]
         x0, y0, w, h = ready["sidebar"]
         before = screenshot(display, tmp_path / "before.png")
         top, bottom = win_h - (y0 + h), win_h - y0        # Blender's y runs upwards

@@ -12,7 +12,7 @@ import torch
 from motionclip.core.cli import main
 from motionclip.core.inference import MotionModel, builtin_run_dir
 from motionclip.core.io import load_motion
-from motionclip.core.skeleton import forward_kinematics
+from motionclip.core.skeleton import forward_kinematics, neutral_skeleton
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTIN = REPO / "core" / "assets" / "model"
@@ -39,11 +39,10 @@ def builtin() -> MotionModel:
 def test_loads_from_the_installed_package(builtin) -> None:
     assert builtin_run_dir().resolve() == BUILTIN.resolve() == builtin.run_dir.resolve()
     assert builtin.encoder.name == "minilm" and builtin.fps == 30.0
+    assert builtin.name == "built-in"  # what /health reports as its model
 
 
 def joints(motion) -> torch.Tensor:
-    from motionclip.core.skeleton import neutral_skeleton
-
     return forward_kinematics(motion.rotmats(), neutral_skeleton().rest_joints, motion.trans)[0]
 
 
