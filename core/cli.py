@@ -524,6 +524,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "motionclip.core.server_cli",
     "motionclip.core.blender_batch",
     "motionclip.render.cli",
+    "motionclip.render.gallery",
 )
 
 
