@@ -270,11 +270,21 @@ def cmd_eval(args) -> int:
         from motionclip.train.t2m_eval import cmd_eval_t2m
 
         return cmd_eval_t2m(args)
+    from motionclip.core.inference import MotionModel
     from motionclip.train.evaluate import evaluate, format_table
+    from motionclip.train.liveliness import format_report, moves_report, write_report
 
-    result = evaluate(args.checkpoint, args.data, split=args.split, source=args.source, seeds=args.seeds,
-                      device=args.device)
-    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    model = MotionModel(args.checkpoint, device=args.device)
+    result = evaluate(model, args.data, split=args.split, source=args.source, seeds=args.seeds)
+    # Liveliness (train/liveliness.py); reconstruction as just measured. Classification needs --evaluator.
+    result["moves"] = moves_report(model, args.data, split=args.split, source=args.source, seeds=args.seeds,
+                                   reconstruction=(result["mpjpe_mm"], result["mpjpe_pelvis_aligned_mm"]))
+    text = format_table(result) + "\n\n" + format_report(result["moves"])
+    if getattr(args, "out", None):
+        paths = write_report(result, args.out, stem="eval", markdown=text)
+        if not args.json:
+            print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    print(json.dumps(result, indent=1) if args.json else text)
     return 0
 
 
@@ -475,8 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("eval", help="evaluate a trained model on a held-out split",
-                       description="Reconstruction MPJPE, zero-shot recognition top-1/top-5 over the split's action "
-                                   "labels, and the share of generated motions recognised as their prompt's action.")
+                       description="Reconstruction MPJPE (plain and pelvis-aligned), zero-shot recognition top-1/top-5 "
+                                   "over the split's action labels, the share of generated motions recognised as their "
+                                   "prompt's action, and liveliness: per action, generated / real mean speed of the "
+                                   "ankles and wrists relative to the pelvis and of the root (plain prompts, --seeds "
+                                   "seeds).")
     p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
     p.add_argument("--data", type=Path, required=True, metavar="DIR")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])

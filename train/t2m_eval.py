@@ -116,6 +116,14 @@ def _motion_item(m, skeleton) -> dict[str, Any]:
     return {"rot6d": m.rot6d(), "trans": m.trans, "length": m.num_frames, "text": "", "clip_id": "", "mirrored": False}
 
 
+def embed_motions(evaluator, motions: Sequence, skeleton=None, batch: int = 64) -> torch.Tensor:
+    """Motions of any lengths (canonicalised here, as the evaluator's windows are) -> [N, dim] embeddings, CPU."""
+    from motionclip.core.skeleton import neutral_skeleton
+
+    skeleton = skeleton or neutral_skeleton()
+    return _embed_items(evaluator, [_motion_item(m, skeleton) for m in motions], batch)
+
+
 @torch.no_grad()
 def _model_extras(model, items: list[dict[str, Any]], actions: list[str], label_emb: torch.Tensor) -> dict[str, float]:
     """Recognition top-1/5 of the items with an action label, and reconstruction MPJPE (mm)."""
@@ -278,12 +286,22 @@ def plot(result: dict[str, Any], path: str | Path, columns: Sequence[str] = METR
     return path
 
 
+def _markdown(result: dict[str, Any]) -> str:
+    """The standard table, then (when measured) the liveliness / per-action classification report."""
+    text = format_markdown(result)
+    if result.get("moves"):
+        from motionclip.train.liveliness import format_report
+
+        text += "\n\n" + format_report(result["moves"])
+    return text
+
+
 def write_outputs(result: dict[str, Any], out: str | Path, stem: str = "eval") -> dict[str, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "plot": out / f"{stem}.png"}
     paths["json"].write_text(json.dumps(result, indent=1))
-    paths["markdown"].write_text(format_markdown(result) + "\n")
+    paths["markdown"].write_text(_markdown(result) + "\n")
     plot(result, paths["plot"])
     return paths
 
@@ -304,11 +322,17 @@ def cmd_eval_t2m(args) -> int:
     result = evaluate_rows([("ground truth", None), (name, model)], evaluator, args.data, split=args.split,
                            source=args.source, repeats=args.repeats, stride=args.stride, progress=not args.json)
     result["evaluator"] = str(args.evaluator)
+    # "It moves" (train/liveliness.py): liveliness, per-action classification by the evaluator, FID / diversity
+    # against the real clips, reconstruction (plain and pelvis-aligned).
+    from motionclip.train.liveliness import moves_report
+
+    result["moves"] = moves_report(model, args.data, split=args.split, source=args.source, evaluator=evaluator,
+                                   seeds=args.seeds)
     if args.out:
         paths = write_outputs(result, args.out)
         if not args.json:
             print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    print(json.dumps(result, indent=1) if args.json else format_markdown(result))
+    print(json.dumps(result, indent=1) if args.json else _markdown(result))
     return 0
 
 
@@ -318,11 +342,15 @@ def register(subparsers) -> None:
     p.description += (" With --evaluator EVAL (from `motionclip train evaluator`): the standard text-to-motion metrics "
                       "(R-precision top-1/2/3 over batches of 32, FID, MM-Dist, Diversity, MultiModality, recognition "
                       "top-1/5, MPJPE) with their spread over --repeats draws, the real motions scored by the same "
-                      "evaluator as the reference row; a Markdown table, and with --out a JSON file and a plot.")
+                      "evaluator as the reference row; a Markdown table, and with --out a JSON file and a plot. "
+                      "Then, per action of the split: liveliness, the evaluator's top-1 for the generated motions "
+                      "(plain prompts, --seeds seeds) and for the real clips, FID / diversity against the real clips, "
+                      "and pelvis-aligned reconstruction MPJPE.")
     p.add_argument("--evaluator", type=Path, metavar="EVAL", help="an evaluator run: standard text-to-motion metrics")
     p.add_argument("--text-encoder", metavar="SPEC", help="load the run's text encoder from this spec (e.g. moclip:RUN, "
                                                          "when the run folder moved); it must be the encoder the run was "
                                                          "trained with, by content")
     p.add_argument("--repeats", type=int, default=5, help="evaluation draws for the spread (default 5)")
     p.add_argument("--stride", type=int, default=15, help="frames between evaluation windows (default 15)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="write eval.json, eval.md and eval.png here")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write eval.json and eval.md here (and eval.png with "
+                                                          "--evaluator)")
