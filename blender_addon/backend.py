@@ -26,13 +26,16 @@ class BackendProcessError(Exception):
     pass
 
 
-def _python(python: str) -> str:
+def resolve_python(python: str) -> str:
+    """The interpreter's path; a message that says what to set when it is missing."""
     python = os.path.expanduser((python or "").strip())
     if not python:
-        raise BackendProcessError("set the path of a Python that has the backend installed "
-                                  "(Preferences > Add-ons > motionclip), e.g. /path/to/venv/bin/python")
+        raise BackendProcessError("no Backend Python is set: in Preferences > Add-ons > motionclip, set Backend "
+                                  "Python to a Python that has the backend installed (e.g. /path/to/venv/bin/python; "
+                                  "Install Backend puts it there), or start it yourself with `motionclip serve`")
     if not Path(python).is_file():
-        raise BackendProcessError(f"{python}: no such file; point the add-on to a Python interpreter")
+        raise BackendProcessError(f"Backend Python {python}: no such file; in Preferences > Add-ons > motionclip, "
+                                  "point Backend Python to a Python interpreter (e.g. /path/to/venv/bin/python)")
     return python
 
 
@@ -46,13 +49,14 @@ def source_dir() -> Path:
 
 
 def has_backend(python: str) -> bool:
-    proc = subprocess.run([_python(python), "-c", "import motionclip.core.cli"], capture_output=True, timeout=120)
+    proc = subprocess.run([resolve_python(python), "-c", "import motionclip.core.cli"], capture_output=True,
+                          timeout=120)
     return proc.returncode == 0
 
 
 def install(python: str) -> str:
     """pip-install the bundled backend with its serving extras into ``python``; returns pip's tail."""
-    cmd = [_python(python), "-m", "pip", "install", f"{source_dir()}[serve]"]
+    cmd = [resolve_python(python), "-m", "pip", "install", f"{source_dir()}[serve]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         raise BackendProcessError(f"pip failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -67,8 +71,9 @@ def start(python: str, host: str, port: int, checkpoint: str = "", token: str = 
     """Launch ``python -m motionclip.core.cli serve`` (output in LOG_FILE); stopped when Blender quits."""
     global _process
     if running():
-        raise BackendProcessError(f"the backend is already running (pid {_process.pid})")
-    cmd = [_python(python), "-m", "motionclip.core.cli", "serve", "--host", host, "--port", str(port)]
+        raise BackendProcessError(f"the backend is already running (pid {_process.pid}); press Stop Backend "
+                                  "first to restart it")
+    cmd = [resolve_python(python), "-m", "motionclip.core.cli", "serve", "--host", host, "--port", str(port)]
     if checkpoint.strip():
         cmd += ["--checkpoint", os.path.expanduser(checkpoint.strip())]
     env = dict(os.environ)
@@ -90,7 +95,9 @@ def exit_message() -> str:
         tail = LOG_FILE.read_text(errors="replace").strip().splitlines()[-3:]
     except OSError:
         tail = []
-    return f"the backend exited with code {code}: " + " | ".join(tail) + f" (log: {LOG_FILE})"
+    return (f"the backend exited with code {code}: " + " | ".join(tail) + f" (log: {LOG_FILE}). If it says "
+            "No module named motionclip, press Install Backend; otherwise fix Checkpoint or Port in "
+            "Preferences > Add-ons > motionclip")
 
 
 def stop(timeout: float = 5.0) -> bool:

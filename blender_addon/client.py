@@ -21,7 +21,13 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 class BackendError(Exception):
-    """A failed call to the backend, with a message a person can act on."""
+    """A failed call to the backend, with a message a person can act on. A refused request also
+    carries the HTTP ``status`` and the ``field`` the server named (for the panel to say which of
+    its own fields to change)."""
+
+    def __init__(self, message: str, status: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.status, self.field = status, field
 
 
 def is_local(url: str) -> bool:
@@ -49,20 +55,25 @@ class Client:
             with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
+            raw, field = exc.read(), None
             try:
-                detail = protocol.error_message(json.loads(raw.decode("utf-8")))
+                body = json.loads(raw.decode("utf-8"))
+                detail = protocol.error_message(body)
+                err = body.get("error") if isinstance(body, dict) else None
+                field = (err.get("field") or None) if isinstance(err, dict) else None
             except ValueError:
                 detail = raw.decode("utf-8", "replace").strip()[:300] or exc.reason
             if exc.code in (401, 403):
-                raise BackendError(f"the backend at {self.url} refused the token ({detail}); set the token in the "
-                                   "add-on's preferences to the one the server was started with") from None
-            raise BackendError(f"the backend refused the request (HTTP {exc.code}): {detail}") from None
+                raise BackendError(f"the backend at {self.url} refused the token ({detail}); set Token in "
+                                   "Preferences > Add-ons > motionclip to the one the server was started with "
+                                   "(motionclip serve --token)", exc.code, field) from None
+            raise BackendError(f"the backend refused the request (HTTP {exc.code}): {detail}", exc.code,
+                               field) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or "refused" in str(reason).lower():
                 raise BackendError(f"cannot reach the backend at {self.url}: nothing is listening there. Start it "
-                                   "(Preferences > Add-ons > motionclip > Start backend, or `motionclip serve`) "
+                                   "(Preferences > Add-ons > motionclip > Start Backend, or `motionclip serve`) "
                                    "or fix the URL") from None
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 raise BackendError(f"the backend at {self.url} did not answer within {timeout or self.timeout:g} s; "

@@ -49,7 +49,7 @@ def busy() -> bool:
     return _current is not None and not _current.done.is_set() and not _current.cancelled
 
 
-def _redraw() -> None:
+def redraw() -> None:
     # Data changed from a timer sends no notifier: ask every editor (viewport, outliner,
     # timeline, properties, the panel itself) to redraw.
     wm = bpy.context.window_manager
@@ -64,28 +64,40 @@ def _finish(job: Job) -> bool:
     st.running = False
     elapsed = time.monotonic() - job.started
     if job.error is not None:
-        st.error = _message(job.error)
-        st.status = f"{job.label}: failed after {elapsed:.1f} s"
-        _redraw()
+        show_error(st, message(job.error), f"{job.label}: failed after {elapsed:.1f} s")
+        redraw()
         return False
     try:
         note = job.apply(job.result)
     except Exception as exc:
-        st.error = _message(exc)
-        st.status = f"{job.label}: failed"
+        show_error(st, message(exc), f"{job.label}: failed")
         traceback.print_exc()
-        _redraw()
+        redraw()
         return False
     st.error = ""
     st.status = note or f"{job.label}: done in {elapsed:.1f} s"
-    _redraw()
+    redraw()
     return True
 
 
-def _message(exc: BaseException) -> str:
+# Errors whose message is written for a person (what went wrong and what to do): shown as is.
+# Anything else is unexpected and keeps its type name.
+READABLE = ("BackendError", "BackendProcessError", "RigError", "ProtocolError", "ValueError")
+
+
+def message(exc: BaseException | str) -> str:
+    if isinstance(exc, str):
+        return exc
     text = str(exc) or type(exc).__name__
-    return text if type(exc).__name__ in ("BackendError", "RigError", "ProtocolError", "ValueError") \
-        else f"{type(exc).__name__}: {text}"
+    return text if type(exc).__name__ in READABLE else f"{type(exc).__name__}: {text}"
+
+
+def show_error(st, text: str, status: str) -> None:
+    """An error replaces what the panel said before: the status line and the backend's
+    "Connected: ..." line (which may no longer hold) go, the whole message stays."""
+    st.error = text
+    st.status = status
+    st.server = ""
 
 
 def _tick() -> float | None:
@@ -98,7 +110,7 @@ def _tick() -> float | None:
         return None
     if not job.done.is_set():
         state().status = f"{job.label}... {time.monotonic() - job.started:.1f} s"
-        _redraw()
+        redraw()
         return POLL_SECONDS
     _current = None
     _finish(job)
@@ -139,7 +151,7 @@ def cancel() -> bool:
     st = state()
     st.running = False
     st.status = f"{job.label}: cancelled"
-    _redraw()
+    redraw()
     return True
 
 

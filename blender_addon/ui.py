@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
@@ -176,9 +178,14 @@ class _JobOperator:
     def poll(cls, context):
         return not jobs.busy()
 
-    def fail(self, context, message) -> set[str]:
-        """Show the error in the panel and report it; nothing else changes."""
-        return self.fail(context, message)
+    def fail(self, context, error) -> set[str]:
+        """Show the whole error in the panel (in place of the status lines it makes stale) and
+        report it; nothing else changes."""
+        text = jobs.message(error)
+        jobs.show_error(jobs.state(context), text, f"{self.bl_label}: failed")
+        jobs.redraw()
+        self.report({"ERROR"}, text)
+        return {"CANCELLED"}
 
     def launch(self, context, label, work, apply) -> set[str]:
         try:
@@ -189,6 +196,34 @@ class _JobOperator:
             self.report({"ERROR"}, jobs.state(context).error)
             return {"CANCELLED"}
         return {"FINISHED"}
+
+
+def explained(call, hints: dict[str, str]):
+    """``call`` with the server's refusals of a field completed by what to change in the panel
+    (``hints``: the server's field name -> a hint; plain strings, for the worker thread)."""
+    def run():
+        try:
+            return call()
+        except BackendError as exc:
+            field = (exc.field or "").split(".")[0].split("[")[0]
+            hint = hints.get(field) if exc.status in (400, 413, 422) else None
+            if not hint:
+                raise
+            raise BackendError(f"{exc}; {hint}", exc.status, exc.field) from None
+    return run
+
+
+def length_hint(settings, scene, button: str) -> str:
+    if settings.length_mode == "SECONDS":
+        return f"lower Seconds in the MotionCLIP panel and press {button} again"
+    if settings.length_mode == "FRAMES":
+        return f"lower Frames in the MotionCLIP panel and press {button} again"
+    n = scene.frame_end - scene.frame_start + 1
+    return (f"Length is the scene's frame range ({n} frames): shorten it, or set Length to Seconds or Frames "
+            f"in the MotionCLIP panel with less, and press {button} again")
+
+
+MOTION_HINT = "the selected action is longer than this model handles: select a shorter one"
 
 
 class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
@@ -202,7 +237,8 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
         settings = context.scene.motionclip
         prompt, other = settings.prompt.strip(), settings.prompt_b.strip()
         if not prompt:
-            return self.fail(context, "type a prompt first")
+            return self.fail(context, "the Prompt is empty: type what the character does in the Prompt field at "
+                                      "the top of the MotionCLIP panel, then press Generate")
         try:
             client = make_client(context)
         except BackendError as exc:
@@ -210,13 +246,21 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
         length = length_kwargs(settings, context.scene)
         seed = settings.seed
         target, start, with_body = target_name(context, settings), settings.start_frame, settings.body
+        chars = getattr(protocol, "MAX_PROMPT_CHARS", 300)
+        hints = {"prompt": f"shorten the Prompt (at most {chars} characters) and press Generate again",
+                 "a": f"shorten the Prompt (at most {chars} characters) and press Generate again",
+                 "b": f"shorten Blend With (at most {chars} characters) and press Generate again",
+                 "frames": length_hint(settings, context.scene, "Generate"),
+                 "seconds": length_hint(settings, context.scene, "Generate"),
+                 "fps": "set the scene's Frame Rate (Output Properties > Format) to one the backend accepts",
+                 "seed": "lower Seed in the MotionCLIP panel"}
         if other:
             alpha = settings.blend
             name = f"{prompt} | {other} {alpha:.2f}"
-            ask = lambda: client.interpolate(prompt, other, [alpha], seed=seed, **length)[0]  # noqa: E731
+            ask = explained(lambda: client.interpolate(prompt, other, [alpha], seed=seed, **length)[0], hints)
         else:
             name = prompt
-            ask = lambda: client.generate(prompt, seed=seed, **length)  # noqa: E731
+            ask = explained(lambda: client.generate(prompt, seed=seed, **length), hints)
 
         def work():  # worker thread: who the server is (for the status line), then the motion
             return client.health(), ask()
@@ -234,10 +278,14 @@ def server_line(client, health) -> str:
     return f"Connected: {client.url}, model {model} ({health.text_encoder}, {health.device})"
 
 
-def _selected_motion(context):
+def _selected_motion(context, button: str):
     ob = context.active_object
+    if ob is None:
+        raise rig.RigError(f"nothing is selected: {button} works on an SMPL armature with an action; select one "
+                           f"in the 3D View (Generate makes one) and press {button} again")
     if not rig.is_smpl_armature(ob):
-        raise rig.RigError("select an SMPL armature with an action first")
+        raise rig.RigError(f"the active object {ob.name!r} is not an SMPL armature: select one with an action "
+                           f"(Generate makes one) and press {button} again")
     return ob, rig.read_motion(ob, scene_fps(context.scene))
 
 
@@ -250,13 +298,18 @@ class MOTIONCLIP_OT_recognize(_JobOperator, bpy.types.Operator):
     def execute(self, context):
         settings = context.scene.motionclip
         labels = [l.strip() for l in settings.labels.split(",") if l.strip()]
+        jobs.state(context).labels.clear()  # the last ranking is not this one's
         try:
             if not labels:
-                raise ValueError("give some candidate labels, separated by commas")
-            _, motion = _selected_motion(context)
+                raise ValueError("the Labels field is empty: type the candidate actions, separated by commas "
+                                 "(e.g. walk, run, jump), then press Recognise")
+            _, motion = _selected_motion(context, "Recognise")
             client = make_client(context)
         except (rig.RigError, BackendError, ValueError) as exc:
             return self.fail(context, exc)
+        limits = (f"at most {getattr(protocol, 'MAX_LABELS', 200)} labels of "
+                  f"{getattr(protocol, 'MAX_LABEL_CHARS', 100)} characters")
+        hints = {"labels": f"fix the Labels field ({limits}) and press Recognise again", "motion": MOTION_HINT}
 
         def apply(ranked):
             st = jobs.state(bpy.context)
@@ -266,7 +319,8 @@ class MOTIONCLIP_OT_recognize(_JobOperator, bpy.types.Operator):
                 item.label, item.score = label, score
             return f"Recognised: {ranked[0][0]} ({ranked[0][1]:.2f})" if ranked else "no labels"
 
-        return self.launch(context, "Recognising", lambda: client.recognize(motion, labels, top=len(labels)), apply)
+        return self.launch(context, "Recognising",
+                           explained(lambda: client.recognize(motion, labels, top=len(labels)), hints), apply)
 
 
 class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
@@ -277,15 +331,20 @@ class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
 
     def execute(self, context):
         settings = context.scene.motionclip
-        try:
-            ob, motion = _selected_motion(context)
-            client = make_client(context)
-        except (rig.RigError, BackendError) as exc:
-            return self.fail(context, exc)
         src, dst, strength = settings.edit_from.strip(), settings.edit_to.strip(), settings.edit_strength
+        try:
+            if not src or not dst:
+                raise ValueError(f"{'From' if not src else 'To'} is empty: type what the motion is (From) and "
+                                 "what it should become (To), e.g. walk -> walk happily, then press Edit Motion")
+            ob, motion = _selected_motion(context, "Edit Motion")
+            client = make_client(context)
+        except (rig.RigError, BackendError, ValueError) as exc:
+            return self.fail(context, exc)
         name = rig.action_name_for(ob.animation_data.action.name, f" ({src} -> {dst})")
         target, start = ob.name, int(round(ob.animation_data.action.frame_range[0]))
-        return self.launch(context, "Editing", lambda: client.edit(motion, src, dst, strength),
+        hints = {"source": "fix From and press Edit Motion again", "target": "fix To and press Edit Motion again",
+                 "strength": "change Strength and press Edit Motion again", "motion": MOTION_HINT}
+        return self.launch(context, "Editing", explained(lambda: client.edit(motion, src, dst, strength), hints),
                            lambda m: apply_generated(bpy.context, m, name, target=target, start_frame=start,
                                                      with_body=False))
 
@@ -331,10 +390,10 @@ class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
         p = prefs(context)
         try:
             backend.start(p.python_path, "127.0.0.1", p.port, p.checkpoint, p.token)
-        except (backend.BackendProcessError, OSError) as exc:
+            p.backend_url = f"http://127.0.0.1:{p.port}"
+            client = make_client(context)
+        except (backend.BackendProcessError, BackendError, OSError) as exc:
             return self.fail(context, exc)
-        p.backend_url = f"http://127.0.0.1:{p.port}"
-        client = make_client(context)
 
         def wait_ready():
             import time
@@ -373,44 +432,61 @@ class MOTIONCLIP_OT_install_backend(_JobOperator, bpy.types.Operator):
 
     def execute(self, context):
         python = prefs(context).python_path
+        try:
+            backend.resolve_python(python)
+        except backend.BackendProcessError as exc:
+            return self.fail(context, exc)
         return self.launch(context, "Installing backend", lambda: backend.install(python), lambda tail: tail)
 
 
 # ---------------------------------------------------------------- panel
 
 def wrap(text: str, width: int = 40) -> list[str]:
-    """Lines of at most about ``width`` characters: a panel label does not wrap by itself."""
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return lines + [line] if line else lines
+    """The whole of ``text`` in lines of at most ``width`` characters (a panel label does not wrap
+    by itself and cuts what does not fit); a word longer than a line (a path, a URL) is split."""
+    lines = []
+    for para in text.splitlines():
+        lines += textwrap.wrap(para, max(1, width), break_long_words=True, break_on_hyphens=False) or [""]
+    return lines
+
+
+# A label's characters average about 6.5 px at UI scale 1 (Blender's 11 pt UI font); the sidebar's
+# tab strip, the panel's margins, a box's padding and the line's icon take about 70 px.
+CHAR_PX, LABEL_MARGIN_PX = 6.5, 70
+
+
+def text_columns(context) -> int:
+    """How many characters of label text fit on a line of the region being drawn."""
+    width = getattr(getattr(context, "region", None), "width", 0) or 0
+    if width <= 1:
+        return 40
+    scale = float(getattr(getattr(context.preferences, "system", None), "ui_scale", 1.0) or 1.0)
+    return max(16, int((width - LABEL_MARGIN_PX * scale) / (CHAR_PX * scale)))
+
+
+def _lines(layout, text: str, width: int, icon: str) -> None:
+    for i, line in enumerate(wrap(text, width)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 def _draw_status(layout, context):
+    """The job's progress or outcome. An error is shown whole, wrapped to the region's width, and
+    without the backend's "Connected" line under it (it may be the reason it failed)."""
     st = jobs.state(context)
-    region = getattr(context, "region", None)
-    scale = context.preferences.system.ui_scale if hasattr(context.preferences, "system") else 1.0
-    width = max(20, int(region.width / (6.5 * scale)) - 9) if region is not None else 40
+    width = text_columns(context)
     col = layout.column(align=True)
     if st.running:
         row = col.row(align=True)
         row.label(text=st.status, icon="SORTTIME")
         row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
     elif st.status:
-        for i, text in enumerate(wrap(st.status, width)[:4]):
-            col.label(text=text, icon="INFO" if i == 0 else "BLANK1")
+        _lines(col, st.status, width, "INFO")
     if st.error:
         box = col.box()
         box.alert = True
-        for i, text in enumerate(wrap(st.error, width)[:8]):
-            box.label(text=text, icon="ERROR" if i == 0 else "BLANK1")
-    if st.server:
-        for i, text in enumerate(wrap(st.server, width)[:3]):
-            col.label(text=text, icon="LINKED" if i == 0 else "BLANK1")
+        _lines(box.column(align=True), st.error, width, "ERROR")
+    elif st.server:
+        _lines(col, st.server, width, "LINKED")
 
 
 class MOTIONCLIP_PT_main(bpy.types.Panel):

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -68,15 +69,14 @@ def tiny_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
-@pytest.fixture(scope="session")
-def server(tiny_run, tmp_path_factory):
-    """`motionclip serve` on a free port, as a user starts it."""
+def serve(tiny_run: Path, log: Path, token: str = ""):
+    """`motionclip serve` on a free port, as a user starts it; yields its URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
     exe = Path(sys.executable).parent / "motionclip"
     with open(log, "wb") as fh:
         proc = subprocess.Popen([str(exe), "serve", "--checkpoint", str(tiny_run), "--port", str(port),
-                                 "--device", "cpu"], stdout=fh, stderr=subprocess.STDOUT)
+                                 "--device", "cpu"] + (["--token", token] if token else []),
+                                stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -85,6 +85,8 @@ def server(tiny_run, tmp_path_factory):
         try:
             with urllib.request.urlopen(url + "/health", timeout=2):
                 break
+        except urllib.error.HTTPError:  # a 401 without the token: it is up
+            break
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
@@ -93,6 +95,20 @@ def server(tiny_run, tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_run, tmp_path_factory):
+    yield from serve(tiny_run, tmp_path_factory.mktemp("server") / "serve.log")
+
+
+TOKEN = "s3cret-test-token"
+
+
+@pytest.fixture(scope="session")
+def token_server(tiny_run, tmp_path_factory):
+    """The same, started with --token TOKEN."""
+    yield from serve(tiny_run, tmp_path_factory.mktemp("token_server") / "serve.log", TOKEN)
 
 
 @pytest.fixture(scope="session")
@@ -289,6 +305,104 @@ def test_debian_blender_legacy_addon_generates(addon_zip, server, tmp_path) -> N
     d = json.loads(out.read_text())
     assert d["module"] == "motionclip_blender"
     check_session(d, server)
+    assert proc.returncode == 0
+
+
+ERROR_SESSION = REPO / "tests" / "blender_scripts" / "error_session.py"
+
+
+def check_error_paths(d: dict, output: str) -> None:
+    """Every button's error path (tests/blender_scripts/error_session.py): the operator returns
+    CANCELLED, its report and the panel hold the whole message (the cause and what to do), the
+    stale "Connected" line is gone, nothing in the scene changed, and nothing crashed."""
+    assert "exception" not in d, d.get("exception")
+    assert d["connected"]["returned"] == ["FINISHED"] and d["connected"]["server"].startswith("Connected: ")
+    unreachable = ["cannot reach the backend", "nothing is listening", "motionclip serve", "fix the URL"]
+    token = ["refused the token", "the token sent does not match",
+             "set Token in Preferences > Add-ons > motionclip", "--token"]
+    no_python = ["no Backend Python is set", "Preferences > Add-ons > motionclip", "Install Backend",
+                 "motionclip serve"]
+    expected = {  # the path -> what its message must say: the cause, then what to do
+        "no_server": unreachable, "no_server_check": unreachable,
+        "server_refuses": ["HTTP 422", "prompt:", "shorten the Prompt (at most 300 characters)"],
+        "bad_token": token, "bad_token_check": token,
+        "too_many_frames": ["HTTP 422", "frames:", f"got {d['max_frames'] + 1}",
+                            "lower Frames in the MotionCLIP panel and press Generate again"],
+        "too_many_seconds": ["HTTP 422", "seconds:", "lower Seconds in the MotionCLIP panel"],
+        "empty_prompt": ["the Prompt is empty", "in the Prompt field", "press Generate"],
+        "active_not_armature": ["'Cube' is not an SMPL armature", "press Recognise again"],
+        "nothing_selected_recognize": ["nothing is selected", "select one", "press Recognise again"],
+        "nothing_selected_edit": ["nothing is selected", "select one", "press Edit Motion again"],
+        "empty_labels": ["the Labels field is empty", "separated by commas"],
+        "empty_from": ["From is empty", "press Edit Motion"],
+        "no_python": no_python, "no_python_install": no_python,
+        "missing_python": ["/nonexistent/bin/python: no such file", "point Backend Python to a Python"],
+    }
+    for path, words in expected.items():
+        r = d[path]
+        assert r["returned"] == ["CANCELLED"], (path, r)  # None would mean execute raised
+        # Blender turns the ERROR report into a RuntimeError for a script: the whole message, nothing else.
+        assert r["raised"] == "RuntimeError" and r["report"].strip() == f"Error: {r['error']}", (path, r)
+        for w in words:
+            assert w in r["error"], (path, w, r["error"])
+        assert "Traceback" not in r["error"] and "Recursion" not in r["error"], (path, r["error"])
+        assert "failed" in r["status"] and r["server"] == "" and not r["running"], (path, r)
+        assert not r["scene_changed"] and r["labels"] == [], (path, r)
+    assert not d["backend_running"]
+
+    # The panel: the whole error, wrapped to the region (several words a line, none too long), with
+    # the status line above it and no "Connected" line under it.
+    error = d["no_server"]["error"]
+    columns = {(dr["width"], dr["scale"]): dr["columns"] for dr in d["draw_error"]}
+    assert columns[(230, 1.0)] < columns[(300, 1.0)] < columns[(420, 1.0)] < columns[(1000, 1.0)]
+    assert columns[(600, 2.0)] == columns[(300, 1.0)]  # the same width in UI units at twice the scale
+    for dr in d["draw_error"]:
+        labels = dr["labels"]
+        status = [text for text, _, alert in labels if not alert]
+        boxed = [text for text, _, alert in labels if alert]
+        assert " ".join(status) == "Generating: failed after 0.1 s" and labels[0][1] == "INFO", dr
+        assert labels[len(status):] == [[t, "ERROR" if i == 0 else "BLANK1", True] for i, t in enumerate(boxed)], dr
+        assert "".join(boxed).replace(" ", "") == error.replace(" ", ""), dr       # all of it, in order
+        assert all(len(t) <= dr["columns"] for t in status + boxed), dr
+        assert len(error.split()) >= 3 * len(boxed), dr                              # not a word a line
+        assert not any("Connected" in t for t in status + boxed), dr                 # no stale "Connected"
+    drawn = d["draw_connected"]["labels"]
+    assert drawn[1][1] == "LINKED" and drawn[1][0].startswith("Connected: ")       # shown when no error
+    assert all(len(t) <= 20 for t in d["wrap_path"]) and "".join(d["wrap_path"]).replace(" ", "") == \
+        "BackendPython/a/very/long/path/to/some/virtual/environment/bin/python3:nosuchfile"
+    # Nothing crashed on the way: no traceback anywhere in Blender's output.
+    assert "Traceback" not in output and "RecursionError" not in output, output[-3000:]
+
+
+def test_bpy_error_paths_never_crash(addon_zip, token_server, tmp_path) -> None:
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    out = tmp_path / "errors.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
+    proc = subprocess.run([str(BLENDER_PYTHON), str(ERROR_SESSION), str(addon_zip), token_server, TOKEN, dead_url(),
+                           str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["blender"].startswith("5.")
+    check_error_paths(d, proc.stdout + proc.stderr)
+    assert proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_debian_blender_error_paths_never_crash(addon_zip, token_server, tmp_path) -> None:
+    if DEBIAN_BLENDER is None:
+        pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
+    out = tmp_path / "errors.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    proc = subprocess.run([DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
+                           str(ERROR_SESSION), "--", str(addon_zip), token_server, TOKEN, dead_url(), str(out)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["module"] == "motionclip_blender" and d["blender"].startswith("3.")
+    check_error_paths(d, proc.stdout + proc.stderr)
     assert proc.returncode == 0
 
 
