@@ -93,8 +93,72 @@ def test_bandai_texts_are_varied_natural_phrasings() -> None:
     assert all(any(w in s for w in ("bow",)) for s in t)
     assert all(any(w in s for w in ("happily", "cheerful", "happy")) for s in t)
     assert bandai_texts("walk", "normal", seed="y") == bandai_texts("walk", "normal", seed="y")
-    with pytest.raises(MotionClipError, match="unknown Bandai-Namco content"):
-        bandai_texts("fly", "normal")
+    # a label without phrasings of ours (a user's own cfg/) reads as its words
+    t = bandai_texts("kick-high", "sleepy_slow", n=4, seed="z")
+    assert all("kick high" in s and "sleepy slow" in s for s in t), t
+
+
+def _bandai_layout(root: Path, dataset: str, contents: list[str], styles: list[str],
+                   clips: dict[str, tuple[int, int]]) -> Path:
+    """A folder shaped like a Bandai-Namco dataset: cfg/*_label.txt and data/<clip>.json labels."""
+    (root / "cfg").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "cfg" / "content_label.txt").write_text("".join(f"{dataset}_{c}\n" for c in contents))
+    (root / "cfg" / "style_label.txt").write_text("\n".join(f"{dataset}_{s}" for s in styles))  # no final newline
+    for stem, (c, s) in clips.items():
+        (root / "data" / f"{stem}.json").write_text(json.dumps({"content": c, "style": s}))
+    return root / "data"
+
+
+@pytest.mark.parametrize("dataset_name, contents, styles, clip, action, style, words", [
+    ("dataset-1", ["walk", "bow", "byebye"], ["normal", "happy"], (1, 1), "bow", "happy", ("bow",)),
+    ("dataset-2", ["walk", "walk-turn-left", "walk-turn-right", "run", "wave-both-hands", "wave-left-hand",
+                   "wave-right-hand", "raise-up-both-hands", "raise-up-left-hand", "raise-up-right-hand"],
+     ["active", "elderly", "exhausted"], (6, 1), "wave-right-hand", "elderly", ("wav", "right")),
+])
+def test_bandai_labels_of_both_datasets(tmp_path, dataset_name, contents, styles, clip, action, style, words) -> None:
+    data = _bandai_layout(tmp_path, dataset_name, contents, styles, {"c1": clip})
+    texts, labels = texts_for(data / "c1.bvh")
+    assert labels == {"text_source": "bandai-namco", "action": action, "style": style}
+    assert len(texts) >= 3 and all(all(w in t for w in words) for t in texts), texts
+
+
+def test_dataset_2_phrasings_and_their_mirror_images() -> None:
+    cases = {"walk-turn-left": ("turn", "left"), "wave-left-hand": ("wav", "left hand"),
+             "wave-both-hands": ("wave", "both"), "raise-up-both-hands": ("both", ""),
+             "raise-up-right-hand": ("right", "")}
+    for content, (w1, w2) in cases.items():
+        for t in bandai_texts(content, "elderly", n=8, seed="s"):
+            assert w1 in t and w2 in t, (content, t)
+    # mirroring a clip swaps its side: every mirrored phrasing of a right-hand clip is a left-hand
+    # phrasing of ours, and the other way round (so raise-up-right-hand teaches raise-up-left-hand)
+    pairs = [("wave-right-hand", "wave-left-hand"), ("raise-up-right-hand", "raise-up-left-hand"),
+             ("walk-turn-left", "walk-turn-right")]
+    for a, b in pairs:
+        for x, y in ((a, b), (b, a)):
+            mirrored = {mirror_text(t) for t in bandai_texts(x, "masculine", n=40, seed="m")}
+            own = set(bandai_texts(y, "masculine", n=200, seed="m"))
+            assert mirrored and mirrored <= own, (x, mirrored - own)
+
+
+def test_a_users_own_labelled_folder_imports(tmp_path) -> None:
+    """A cfg/ + data/ folder of the same shape with labels of its own (unknown to us) imports."""
+    data = _bandai_layout(tmp_path / "mine", "studio-7", ["jump-twice", "spin"], ["sleepy", "normal"],
+                          {"take_01": (0, 0), "take_02": (1, 1)})
+    sample = Path(__file__).resolve().parent.parent / "core" / "assets" / "samples" / "cmu_01_01.bvh"
+    for stem in ("take_01", "take_02"):
+        shutil.copy(sample, data / f"{stem}.bvh")
+    assert main(["data", "import", str(data), "--out", str(tmp_path / "ds"), "--quiet"]) == 0
+    entries = {e["id"]: e for e in DatasetIndex.load(tmp_path / "ds").entries()}
+    assert entries["take_01"]["action"] == "jump-twice" and entries["take_01"]["style"] == "sleepy"
+    assert all("jump twice" in t and "sleepy" in t for t in entries["take_01"]["texts"])
+    assert entries["take_02"]["action"] == "spin" and all("spin" in t for t in entries["take_02"]["texts"])
+
+
+def test_a_label_outside_the_cfg_lists_names_the_file(tmp_path) -> None:
+    data = _bandai_layout(tmp_path, "dataset-2", ["walk"], ["active"], {"c1": (3, 0)})
+    with pytest.raises(MotionClipError, match=r"c1\.json.*content_label\.txt"):
+        texts_for(data / "c1.bvh")
 
 
 def test_bandai_labels_from_the_shared_folder(bandai_dir) -> None:
@@ -170,6 +234,37 @@ def test_variable_windows_are_masked(dataset) -> None:
     assert first == [MotionWindows(dataset, "train", (20, 60), 30, seed=3)[i]["length"] for i in range(len(ds))]
     ds.set_epoch(1)
     assert [ds[i]["length"] for i in range(len(ds))] != first
+
+
+def test_windows_equal_cropping_mirroring_and_canonicalising_each_clip(dataset) -> None:
+    """The per-clip feature tables give the same windows as Motion.crop().mirror().canonicalize()."""
+    ds = MotionWindows(dataset, split="train", window=(20, 60), stride=30, mirror_prob=0.5, seed=5)
+    seen_mirrored = set()
+    for i in range(len(ds)):
+        it = ds[i]
+        m = ds.index.load_clip(ds.entries[ds.windows[i].clip]["id"]).crop(it["start"], it["length"])
+        if it["mirrored"]:
+            m = m.mirror(ds.skeleton)
+        m = m.canonicalize(ds.skeleton, floor=False)
+        assert torch.allclose(it["rot6d"], m.rot6d(), atol=1e-5) and torch.allclose(it["trans"], m.trans, atol=1e-5)
+        seen_mirrored.add(it["mirrored"])
+    assert seen_mirrored == {True, False}
+
+
+def test_same_length_batches_have_no_padding(dataset) -> None:
+    from torch.utils.data import RandomSampler
+
+    from motionclip.core.data.windows import SameLengthBatches
+
+    ds = MotionWindows(dataset, split="train", window=(20, 60), stride=20, seed=2)
+    sampler = SameLengthBatches(RandomSampler(ds, generator=torch.Generator().manual_seed(0)), 4, ds)
+    batches = list(DataLoader(ds, batch_sampler=sampler, collate_fn=collate_motion))
+    assert len(batches) == len(sampler) == len(ds) // 4
+    lengths = [int(b["length"][0]) for b in batches]
+    for b in batches:
+        assert b["mask"].all() and len(set(b["length"].tolist())) == 1  # one length, no padding
+    assert all(20 <= n <= 60 for n in lengths) and len(set(lengths)) > 1  # lengths vary between batches
+    assert [int(b["length"][0]) for b in DataLoader(ds, batch_sampler=sampler, collate_fn=collate_motion)] == lengths
 
 
 def test_mirroring_swaps_motion_and_text(dataset) -> None:

@@ -42,6 +42,23 @@ BANDAI_CONTENT = {
     "slash": ["slashes with a sword", "swings a blade", "makes a slashing motion"],
     "dance-long": ["dances", "performs a long dance", "dances for a while"],
     "dance-short": ["dances briefly", "does a short dance", "dances"],
+    # dataset 2
+    "walk-turn-left": ["walks forward and turns to the left", "walks and turns left", "turns left while walking",
+                       "walks, then makes a left turn"],
+    "walk-turn-right": ["walks forward and turns to the right", "walks and turns right", "turns right while walking",
+                        "walks, then makes a right turn"],
+    "wave-both-hands": ["waves both hands", "waves with both hands", "waves both arms above the head",
+                        "waves hello with both hands"],
+    "wave-left-hand": ["waves with the left hand", "waves the left hand", "waves hello with the left hand",
+                       "raises the left hand and waves"],
+    "wave-right-hand": ["waves with the right hand", "waves the right hand", "waves hello with the right hand",
+                        "raises the right hand and waves"],
+    "raise-up-both-hands": ["raises both hands above the head", "lifts both arms up", "puts both hands up in the air",
+                            "raises both arms over the head"],
+    "raise-up-left-hand": ["raises the left hand", "lifts the left arm up", "puts the left hand up in the air",
+                           "raises the left arm above the head"],
+    "raise-up-right-hand": ["raises the right hand", "lifts the right arm up", "puts the right hand up in the air",
+                            "raises the right arm above the head"],
 }
 # Bandai-Namco styles: adverbial phrases ("" for the neutral style).
 BANDAI_STYLE = {
@@ -60,6 +77,11 @@ BANDAI_STYLE = {
     "musical": ["like in a musical", "theatrically", "in a musical style"],
     "giant": ["like a giant", "heavily like a giant", "with big heavy movements"],
     "chimpira": ["like a thug", "in a thuggish way", "with a swagger"],
+    # dataset 2
+    "elderly": ["like an elderly person", "like an old person", "slowly and stiffly"],
+    "exhausted": ["in an exhausted way", "wearily", "as if exhausted"],
+    "masculine": ["in a masculine way", "manfully", "in a macho way"],
+    "youthful": ["youthfully", "in a youthful way", "with youthful energy"],
 }
 SUBJECTS = ["a person", "someone", "a man", "a woman", "the person"]
 
@@ -91,14 +113,34 @@ CMU = {
 }
 
 
+def _label_words(label: str) -> str:
+    """A label as words: "raise-up_right-hand" -> "raise up right hand"."""
+    return " ".join(w for w in re.split(r"[-_\s]+", label.strip().lower()) if w)
+
+
+def content_phrases(content: str) -> list[str]:
+    """Verb phrases for a content label; a label we have no phrasings for is used as words
+    ("kick-high" -> "does a kick high"), so that a user's own labelled folder imports too."""
+    if content in BANDAI_CONTENT:
+        return BANDAI_CONTENT[content]
+    words = _label_words(content)
+    if not words:
+        raise TextsError(f"empty Bandai-Namco content label {content!r}")
+    return [f"performs the motion '{words}'", f"does {words}"]
+
+
+def style_phrases(style: str) -> list[str]:
+    """Adverbial phrases for a style label; unknown styles read "in a <style> way"."""
+    if style in BANDAI_STYLE:
+        return BANDAI_STYLE[style]
+    words = _label_words(style)
+    return [f"in a {words} way", f"in a {words} style"] if words else [""]
+
+
 def bandai_texts(content: str, style: str, n: int = 6, seed: str = "") -> list[str]:
     """Several natural phrasings of a Bandai-Namco (content, style) label, deterministic per seed."""
-    if content not in BANDAI_CONTENT:
-        raise TextsError(f"unknown Bandai-Namco content {content!r}; known: {', '.join(BANDAI_CONTENT)}")
-    if style not in BANDAI_STYLE:
-        raise TextsError(f"unknown Bandai-Namco style {style!r}; known: {', '.join(BANDAI_STYLE)}")
     rng = random.Random(f"{seed}:{content}:{style}")
-    combos = [(s, v, a) for s in SUBJECTS for v in BANDAI_CONTENT[content] for a in BANDAI_STYLE[style]]
+    combos = [(s, v, a) for s in SUBJECTS for v in content_phrases(content) for a in style_phrases(style)]
     rng.shuffle(combos)
     out: list[str] = []
     for s, v, a in combos:
@@ -124,13 +166,20 @@ def _bandai_label(path: Path) -> tuple[str, str] | None:
     try:
         contents = [ln.strip() for ln in (cfg / "content_label.txt").read_text().splitlines() if ln.strip()]
         styles = [ln.strip() for ln in (cfg / "style_label.txt").read_text().splitlines() if ln.strip()]
-        content = contents[int(data["content"])]
-        style = styles[int(data["style"])]
+        content = _without_shared_prefix(contents)[int(data["content"])]
+        style = _without_shared_prefix(styles)[int(data["style"])]
     except (OSError, IndexError, ValueError) as exc:
         raise TextsError(f"{label}: label {data} does not match the names in {cfg}/content_label.txt and "
                          f"style_label.txt ({exc})") from None
-    strip = lambda s: s.split("_", 1)[1] if "_" in s else s  # "dataset-1_walk" -> "walk"
-    return strip(content), strip(style)
+    return content, style
+
+
+def _without_shared_prefix(names: list[str]) -> list[str]:
+    """Label names without the dataset prefix they all share: "dataset-2_wave-right-hand" -> "wave-right-hand"."""
+    prefixes = {n.split("_", 1)[0] for n in names if "_" in n}
+    if len(prefixes) == 1 and all("_" in n for n in names):
+        return [n.split("_", 1)[1] for n in names]
+    return names
 
 
 def load_user_texts(path: str | Path) -> dict[str, list[str]]:
