@@ -162,7 +162,8 @@ def cmd_train_autoencoder(args) -> int:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "encoder": args.encoder,
                  "seed": args.seed, "window": args.window, "min_window": args.min_window,
                  "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
-                 "num_workers": args.workers, "text_cache": False if args.no_text_cache else None}
+                 "num_workers": args.workers, "text_cache": False if args.no_text_cache else None,
+                 "init": str(args.init) if args.init else None}
     if args.resume:
         from .run import read_config
 
@@ -427,8 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", type=Path, required=True, metavar="DIR")
     q.add_argument("--out", type=Path, required=True, metavar="RUN")
     q.add_argument("--config", metavar="PRESET|FILE.json",
-                   help="training preset (small, paper, paper-clip) or a JSON file of TrainConfig fields (default small)")
+                   help="training preset (small, paper, paper-clip, builtin, builtin-clip) or a JSON file of TrainConfig "
+                        "fields (default small)")
     q.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint, same settings")
+    q.add_argument("--init", type=Path, metavar="RUN0",
+                   help="start from the weights (and feature statistics) of another run with the same model, e.g. "
+                        "the built-in model's folder, to train it further on your data; a fresh schedule and optimizer")
     q.add_argument("--epochs", type=_positive(int))
     q.add_argument("--batch-size", type=_positive(int), help="global batch size (split over processes)")
     q.add_argument("--lr", type=_positive(float))

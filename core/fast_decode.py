@@ -8,8 +8,8 @@ request of a given length, so its output is computed once per length and kept (L
 else runs the layers' own code. About a third less arithmetic per generation.
 
 `FastDecoder.verified(model)` checks the shortcut against `model.decode` on random latents and
-gives None (use the model's own decode) if the model is not the post-norm decoder this assumes or
-the two disagree.
+gives None (use the model's own decode) if the model is not a decoder of this kind (post- or
+pre-LayerNorm) or the two disagree.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ class FastDecoder:
     def verified(cls, model, tol: float = 1e-4) -> "FastDecoder | None":
         layers = getattr(getattr(model, "decoder", None), "layers", None)
         if layers is None or model.training or not all(
-                isinstance(l, nn.TransformerDecoderLayer) and not l.norm_first and l.multihead_attn.batch_first
+                isinstance(l, nn.TransformerDecoderLayer) and l.multihead_attn.batch_first
                 and l.multihead_attn._qkv_same_embed_dim for l in layers):
             return None
         fast = cls(model)
         try:
             with torch.inference_mode():
-                z = torch.randn(3, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+                z = torch.randn(3, model.config.latent_dim, generator=torch.Generator().manual_seed(0)) * 10
                 z = z.to(next(model.parameters()).device)
                 for lengths in ([7, 7, 7], [12, 5, 1]):
                     ref = model.decode(z, torch.tensor(lengths))
@@ -61,8 +61,11 @@ class FastDecoder:
                 self._first.move_to_end(n)
                 return x
         layer = self.layers[0]
-        q = self.model.positions[:n][None]  # [1, n, D]
-        x = layer.norm1(q + layer._sa_block(q, None, None))[0]  # [n, D]
+        q = self.model.positions[:n][None]  # [1, n, W]
+        if layer.norm_first:
+            x = (q + layer._sa_block(layer.norm1(q), None, None))[0]  # [n, W]
+        else:
+            x = layer.norm1(q + layer._sa_block(q, None, None))[0]  # [n, W]
         with self._lock:
             self._first[n] = x
             while len(self._first) > self.cache_size:
@@ -71,7 +74,7 @@ class FastDecoder:
 
     @staticmethod
     def _cross(layer: nn.TransformerDecoderLayer, z: Tensor) -> Tensor:
-        """Cross-attention of any query over the one memory token z [B, D] -> [B, 1, D]."""
+        """Cross-attention of any query over the one memory token z [B, W] -> [B, 1, W]."""
         mha = layer.multihead_attn
         D = z.shape[-1]
         w, b = mha.in_proj_weight[2 * D:], None if mha.in_proj_bias is None else mha.in_proj_bias[2 * D:]
@@ -84,20 +87,25 @@ class FastDecoder:
         mask = model._frame_mask(frames, B, z.device)  # [B, T]
         T = mask.shape[1]
         lengths = mask.sum(1).tolist()
-        x = torch.zeros(B, T, z.shape[-1], dtype=z.dtype, device=z.device)
+        memory = model.from_latent(z)  # [B, W]
+        x = torch.zeros(B, T, memory.shape[-1], dtype=z.dtype, device=z.device)
         for n in set(lengths):
             rows = [i for i, m in enumerate(lengths) if m == n]
             x[rows, :n] = self._first_block(int(n))
         for k, layer in enumerate(self.layers):
-            if k > 0:
-                x = layer.norm1(x + layer._sa_block(x, None, ~mask))
-            x = layer.norm2(x + self._cross(layer, z))
-            x = layer.norm3(x + layer._ff_block(x))
+            if layer.norm_first:  # x + block(norm(x)); cross-attention reads the memory as it is
+                if k > 0:
+                    x = x + layer._sa_block(layer.norm1(x), None, ~mask)
+                x = x + self._cross(layer, memory)
+                x = x + layer._ff_block(layer.norm3(x))
+            else:
+                if k > 0:
+                    x = layer.norm1(x + layer._sa_block(x, None, ~mask))
+                x = layer.norm2(x + self._cross(layer, memory))
+                x = layer.norm3(x + layer._ff_block(x))
         if self.final_norm is not None:
             x = self.final_norm(x)
-        out = model.head(x)  # [B, T, F]
-        rot6d = out[..., :-3].unflatten(-1, (model.config.num_joints, 6))
-        trans = model._root_from_features(out[..., -3:])
+        rot6d, trans = model._from_features(model.head(x))  # [B, T, J, 6], [B, T, 3]
         rot6d = torch.where(mask[..., None, None], rot6d, model.identity_6d.to(rot6d.dtype))
         trans = torch.where(mask[..., None], trans, torch.zeros_like(trans))
         return rot6d, trans

@@ -1,9 +1,10 @@
 """MotionCLIP's training losses: one implementation for training and validation.
 
-    rc     MSE on the pose representation (rot6d + root translation)
+    rc     MSE on the pose representation (rot6d + root translation; or the model's own per-frame
+           features when it returns `feats` / `target_feats`, e.g. z-scored by the data's statistics)
     rcxyz  MSE on joint positions from forward kinematics (the paper used SMPL vertices:
            pass `vertices_fn` to use a body mesh instead)
-    vel    MSE on frame-to-frame differences of the pose representation
+    vel    MSE on frame-to-frame differences of the same representation
     text   mean(1 - cos(z, text embedding))
     image  mean(1 - cos(z, image embedding of a rendered frame))
 
@@ -74,24 +75,30 @@ def motionclip_loss(batch: dict[str, Any], out: dict[str, Tensor], skeleton: Ske
     mask = batch["mask"].to(out["rot6d"].device)
     if not bool(mask.any()):
         raise MotionClipError("the batch has no real frame (its mask is all False)")
-    target = _pose(batch["rot6d"], batch["trans"]).to(out["rot6d"])  # [B, T, F]
-    pred = _pose(out["rot6d"], out["trans"])  # [B, T, F]
+    if "feats" in out and "target_feats" in out:  # the model's own features (e.g. z-scored): rc and vel on them
+        target, pred = out["target_feats"].detach().to(out["feats"]), out["feats"]  # [B, T, F]
+    else:
+        target = _pose(batch["rot6d"], batch["trans"]).to(out["rot6d"])  # [B, T, F]
+        pred = _pose(out["rot6d"], out["trans"])  # [B, T, F]
     if pred.shape != target.shape or mask.shape != target.shape[:2]:
         raise MotionClipError(f"model output {list(pred.shape)}, batch {list(target.shape)} and mask "
                               f"{list(mask.shape)} do not describe the same frames")
     losses: dict[str, Tensor] = {}
 
-    # Boolean indexing keeps only real frames: padding adds nothing, not even a NaN.
-    losses["rc"] = F.mse_loss(pred[mask], target[mask])
+    # Boolean indexing keeps only real frames: padding adds nothing, not even a NaN. A batch without
+    # padding (same-length windows) skips the gather and its scatter in the backward pass.
+    full = bool(mask.all())
+    real = (lambda x: x.flatten(0, 1)) if full else (lambda x: x[mask])  # [B, T, ...] -> [N, ...]
+    losses["rc"] = F.mse_loss(real(pred), real(target))
 
     if vertices_fn is None and skeleton is None:
         raise MotionClipError("rcxyz needs a skeleton (e.g. neutral_skeleton()) or a vertices_fn")
 
     def points(rot6d: Tensor, trans: Tensor) -> Tensor:  # real frames -> [N, J or V, 3]
-        rotmats = rot6d_to_matrix(rot6d[mask])  # [N, J, 3, 3]
+        rotmats = rot6d_to_matrix(real(rot6d))  # [N, J, 3, 3]
         if vertices_fn is not None:
-            return vertices_fn(rotmats, trans[mask])
-        return skeleton.forward_kinematics(rotmats, trans[mask])[0]
+            return vertices_fn(rotmats, real(trans))
+        return skeleton.forward_kinematics(rotmats, real(trans))[0]
 
     with torch.no_grad():
         target_points = points(batch["rot6d"].to(pred), batch["trans"].to(pred))
@@ -100,7 +107,8 @@ def motionclip_loss(batch: dict[str, Any], out: dict[str, Tensor], skeleton: Ske
     both = mask[:, 1:] & mask[:, :-1]  # [B, T - 1]: steps between two real frames
     if bool(both.any()):
         vel_pred, vel_target = pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1]
-        losses["vel"] = F.mse_loss(vel_pred[both], vel_target[both])
+        losses["vel"] = (F.mse_loss(vel_pred, vel_target) if full
+                         else F.mse_loss(vel_pred[both], vel_target[both]))
     else:  # single-frame motions have no velocity
         losses["vel"] = pred.new_zeros(())
 

@@ -197,3 +197,70 @@ def test_cuda_matches_cpu():
         gpu = model.cuda()({k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()})
     for k in cpu:
         torch.testing.assert_close(gpu[k].cpu(), cpu[k], atol=1e-4, rtol=1e-4)
+
+
+# --- the built-in recipe's options: normalisation, pre-LN, narrow layers, clean queries -------------------
+
+def test_normalisation_round_trip_and_statistics():
+    """Features are z-scored by the stored statistics and decoded back to real units exactly."""
+    model = tiny(normalize=True, root="velocity", dropout=0.0)
+    batch = motions([30, 20], seed=2)
+    raw = model.features(batch["rot6d"], batch["trans"], normalized=False)  # [B, T, F]
+    real = raw[batch["mask"]]
+    mean, std = real.mean(0), real.std(0) + 1e-3
+    model.set_normalization(mean, std)
+    z = model.features(batch["rot6d"], batch["trans"])
+    assert torch.allclose(z, (raw - mean) / std.clamp(min=0.01), atol=1e-5)
+    assert abs(float(z[batch["mask"]].mean())) < 0.05  # z-scored over the real frames
+    rot6d, trans = model._from_features(z)  # the inverse: back to the input (the root from its velocities)
+    m = batch["mask"][0]
+    assert torch.allclose(rot6d[0][m], batch["rot6d"][0][m], atol=1e-5)
+    assert torch.allclose(trans[0][m][:, [0, 2]] - trans[0][0, [0, 2]],
+                          batch["trans"][0][m][:, [0, 2]] - batch["trans"][0][0, [0, 2]], atol=1e-4)
+    # the statistics travel with the weights
+    other = tiny(normalize=True, root="velocity", dropout=0.0)
+    other.load_state_dict(model.state_dict())
+    assert torch.equal(other.feat_mean, model.feat_mean) and torch.equal(other.feat_std, model.feat_std)
+    with pytest.raises(MotionClipError, match="normalize=True"):
+        tiny().set_normalization(mean, std)
+    with pytest.raises(MotionClipError, match="NaN"):
+        model.set_normalization(mean * float("nan"), std)
+
+
+def test_forward_gives_the_loss_its_own_features():
+    """rc and vel are taken on the model's (z-scored) features, rcxyz on real joint positions."""
+    model = tiny(normalize=True, root="velocity", dropout=0.0)
+    model.set_normalization(torch.zeros(147), torch.full((147,), 0.5))
+    batch = motions([12, 12])
+    out = model(batch)
+    assert torch.allclose(out["target_feats"], model.features(batch["rot6d"], batch["trans"]))
+    losses = motionclip_loss(batch, out, neutral_skeleton())
+    expect = torch.nn.functional.mse_loss(out["feats"], out["target_feats"])
+    assert torch.allclose(losses["rc"], expect)
+
+
+def test_narrow_pre_ln_model_and_its_fast_decoder():
+    from motionclip.core.fast_decode import FastDecoder
+
+    model = tiny(width=16, norm_first=True, query_dropout=0.0, normalize=True, root="velocity")
+    assert model.config.model_width == 16 and model(motions([9]))["z"].shape == (1, 32)
+    assert model.query_dropout.p == 0.0 and model.pos_dropout.p == 0.1
+    assert tiny().query_dropout.p == 0.1  # older configs: the queries keep the layers' dropout
+    model.set_normalization(torch.randn(147) * 0.1, torch.rand(147) + 0.5)
+    model.eval()
+    fast = FastDecoder.verified(model)
+    assert fast is not None  # the exact shortcut covers pre-LN layers and the latent projection
+    z = torch.randn(3, 32) * 5
+    for a, b in zip(model.decode(z, torch.tensor([20, 7, 1])), fast.decode(z, torch.tensor([20, 7, 1]))):
+        assert torch.allclose(a, b, atol=1e-5)
+    builtin = config_from_preset("builtin", latent_dim=384)
+    assert builtin.normalize and builtin.norm_first and builtin.query_dropout == 0.0 and builtin.model_width == 256
+
+
+@pytest.mark.parametrize("bad, field", [
+    (dict(width=-1), "width"), (dict(width=30, heads=4), "heads"), (dict(norm_first=1), "norm_first"),
+    (dict(normalize="yes"), "normalize"), (dict(query_dropout=1.0), "query_dropout"),
+])
+def test_bad_recipe_options_are_named(bad, field):
+    with pytest.raises(MotionClipError, match=field):
+        MotionCLIPConfig(**bad)

@@ -64,6 +64,12 @@ class TrainConfig:
     num_workers: int = 0
     amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
     init: str = ""  # a run directory whose weights start this run (fine-tuning); its model config must match
+    warmup_steps: int = 0  # linear learning-rate warm-up from 0 over this many steps
+    lr_schedule: str = "constant"  # after warm-up: "constant", or "cosine" decay to lr * final_lr_ratio at the last step
+    final_lr_ratio: float = 0.1  # the cosine schedule's end, as a fraction of lr
+    val_max_windows: int = 0  # > 0: validate on this many windows of the val split (a fixed, spread-out subset)
+    stat_windows: int = 4000  # training windows sampled for the feature mean/std of models that normalise
+    same_length_batches: bool = False  # with min_window: one random length per batch (no padding) instead of per window
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_PRESETS:
@@ -78,6 +84,17 @@ class TrainConfig:
             raise TrainError(f"training config: mirror_prob must be in [0, 1], got {self.mirror_prob!r}")
         if self.min_window > self.window:
             raise TrainError(f"training config: min_window {self.min_window} exceeds window {self.window}")
+        for name in ("warmup_steps", "val_max_windows"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise TrainError(f"training config: {name} must be an integer >= 0, got {v!r}")
+        if isinstance(self.stat_windows, bool) or not isinstance(self.stat_windows, int) or self.stat_windows < 1:
+            raise TrainError(f"training config: stat_windows must be a positive integer, got {self.stat_windows!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise TrainError(f"training config: lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        r = self.final_lr_ratio
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r <= 1.0:
+            raise TrainError(f"training config: final_lr_ratio must be a number in [0, 1], got {r!r}")
         LossWeights(**self.loss)  # validates the names and values
 
     @classmethod
@@ -92,10 +109,12 @@ class TrainConfig:
             raise TrainError(f"{origin}: {exc}") from None
 
 
+# The built-in recipe (train/builtin/, the model card): the `builtin` model (narrow pre-LN layers on z-scored
+# features, no dropout on the decoder's queries) on 20 fps windows of 2-4 s, warm-up then cosine decay.
 _BUILTIN: dict[str, Any] = dict(
-    model="small", model_overrides={"enc_layers": 3, "dec_layers": 3, "ff_dim": 768}, encoder="minilm", epochs=35,
-    batch_size=16, lr=3e-4, window=120, min_window=30, stride=60, mirror_prob=0.5, seed=0,
-    loss=dict(LossWeights(text=10.0).to_dict()))
+    model="builtin", encoder="minilm", epochs=60, batch_size=32, lr=5e-4, warmup_steps=200, lr_schedule="cosine",
+    window=80, min_window=40, stride=20, same_length_batches=True, mirror_prob=0.5, seed=0, val_max_windows=512,
+    loss=dict(LossWeights(text=1.0).to_dict()))
 
 # Training presets, as data. "small": trains on a 2-core CPU; "paper": MotionCLIP's settings
 # (with the paper's CLIP ViT-B/32 text encoder in "paper-clip").
@@ -235,6 +254,51 @@ def _image_lookup(cfg: TrainConfig, encoder, data: Path) -> tuple[Any, str]:
     return load_for_training(data, encoder)
 
 
+def _lineage_entry(run: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+    """This run's line in the weights' training log: when, from what, how much (epoch time summed from metrics.csv)."""
+    import datetime
+
+    with (run / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    seconds = sum(float(r.get("seconds") or 0) for r in rows)
+    samples = sum(float(r.get("samples_per_s") or 0) * float(r.get("seconds") or 0) for r in rows)
+    return {"run": run.name, "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "init": Path(cfg.init).name if cfg.init else None, "epochs": metrics["epoch"], "steps": metrics["step"],
+            "samples": int(round(samples)), "minutes": round(seconds / 60, 1),
+            "val_mpjpe_mm": round(float(metrics.get("val_mpjpe_mm", float("nan"))), 1)}
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate for optimizer step `step` (0-based) of `total_steps`: warm-up, then constant or cosine."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    span = max(1, total_steps - cfg.warmup_steps)
+    t = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr * (cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def feature_statistics(model: MotionCLIP, windows, limit: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std [F] of the model's (raw) input features over up to `limit` training windows,
+    mirrored ones included as training draws them."""
+    idx = list(range(len(windows)))
+    if len(idx) > limit:
+        idx = sorted(torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:limit].tolist())
+    total = sq = None
+    n = 0
+    for i in idx:
+        it = windows[i]
+        x = model.features(it["rot6d"][None], it["trans"][None], normalized=False)[0].double()  # [L, F]
+        total = x.sum(0) if total is None else total + x.sum(0)
+        sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
+        n += x.shape[0]
+    mean = total / n
+    std = (sq / n - mean * mean).clamp(min=0).sqrt()
+    return mean.float(), std.float()
+
+
 def _mpjpe_mm(batch: dict[str, Any], out: dict[str, torch.Tensor], skeleton) -> float:
     mask = batch["mask"]
     rest = skeleton.rest_joints.to(out["rot6d"].device)
@@ -248,7 +312,7 @@ def _mpjpe_mm(batch: dict[str, Any], out: dict[str, torch.Tensor], skeleton) -> 
 def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False,
                       progress: bool = True) -> dict[str, Any]:
     """Train; returns the final metrics. Writes the run directory at `out` (see motionclip.core.run)."""
-    from motionclip.core.data.windows import MotionWindows, collate_motion
+    from motionclip.core.data.windows import MotionWindows, SameLengthBatches, collate_motion
     from motionclip.core.encoders import load_encoder
 
     data, run = Path(data), Path(out)
@@ -279,8 +343,12 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
                          f"{cfg.batch_size}; lower --batch-size or add data")
     sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
-    loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate_motion,
-                        num_workers=cfg.num_workers, drop_last=True)
+    if cfg.same_length_batches:
+        loader = DataLoader(train_set, batch_sampler=SameLengthBatches(sampler, local_batch, train_set),
+                            collate_fn=collate_motion, num_workers=cfg.num_workers)
+    else:
+        loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate_motion,
+                            num_workers=cfg.num_workers, drop_last=True)
 
     model_cfg = config_from_preset(cfg.model, **{"latent_dim": encoder.dim, **cfg.model_overrides})
     if model_cfg.latent_dim != encoder.dim:
@@ -288,12 +356,17 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     model = MotionCLIP(model_cfg).to(d.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, step = 0, 0
+    lineage: list[dict[str, Any]] = []  # the trainings these weights went through, oldest first (model card log)
+    if cfg.init:
+        lineage = list(read_config(cfg.init).get("lineage", []))
     if cfg.init and not resume:  # fine-tuning: start from another run's weights (same model config)
         init_cfg = read_config(cfg.init)
         if init_cfg["model"] != model_cfg.to_dict():
             raise TrainError(f"--init {cfg.init}: its model config {init_cfg['model']} differs from this run's "
                              f"{model_cfg.to_dict()}; fine-tuning keeps the architecture")
         load_state_into(model, load_weights(Path(cfg.init) / WEIGHTS)[0], str(Path(cfg.init) / WEIGHTS))
+    if model_cfg.normalize and not cfg.init and not resume:  # init / resume bring their statistics with the weights
+        model.set_normalization(*feature_statistics(model, train_set, cfg.stat_windows, cfg.seed))
     if resume:
         start_epoch, step = _load_checkpoint(run, model, opt)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
@@ -316,6 +389,8 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         except ImportError:
             print("tensorboard is not installed: logging to metrics.csv only (pip install tensorboard)")
     metrics: dict[str, Any] = {}
+    steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    total_steps = steps_per_epoch * cfg.epochs
     for epoch in range(start_epoch, cfg.epochs):
         # Everything random in this epoch follows from (seed, epoch): exact resume.
         torch.manual_seed(cfg.seed * 1000 + epoch)
@@ -324,7 +399,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         model.train()
         sums: dict[str, float] = {}
         n, z_norm, t0 = 0, 0.0, time.perf_counter()
-        steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+        steps = steps_per_epoch
         bar = None
         if progress and d.main:
             from tqdm import tqdm
@@ -339,6 +414,8 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
                 out = ddp(batch)
             losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, skeleton.to(d.device),
                                      text_emb=text_emb, image_emb=image_emb, weights=weights)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step, total_steps)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             if cfg.grad_clip:
@@ -368,6 +445,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
                 save_weights(model.state_dict(), run / WEIGHTS)
                 run_config["metrics"] = metrics
                 run_config["latent_norm"] = metrics["latent_norm"]
+                run_config["lineage"] = lineage + [_lineage_entry(run, cfg, metrics)]
                 write_config(run, run_config)
         _barrier(d)
     if writer is not None:
@@ -384,7 +462,10 @@ def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig,
     from motionclip.core.data.windows import collate_motion
 
     model.eval()
-    idx = list(range(d.rank, len(val_set), d.world))
+    chosen = list(range(len(val_set)))
+    if cfg.val_max_windows and len(chosen) > cfg.val_max_windows:  # evenly spread: every clip's neighbourhood
+        chosen = [len(chosen) * k // cfg.val_max_windows for k in range(cfg.val_max_windows)]
+    idx = chosen[d.rank::d.world]
     # Means over items, summed over all processes (a process may have fewer items, or none): the same
     # numbers whatever the number of processes. Every process reduces the same keys.
     sums: dict[str, float] = {f"val_{k}": 0.0 for k in ("rc", "rcxyz", "vel", "text", "total", "mpjpe_mm")}

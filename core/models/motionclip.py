@@ -7,7 +7,14 @@ Decoder: one query per frame that is only its positional encoding, cross-attendi
 memory of length 1) -> transformer decoder -> linear head back to 147 features per frame.
 Unlike the paper's fixed 60 frames, any length up to `max_frames` works, per item.
 
-B = batch, T = frames, J = joints (24), D = latent_dim, F = J * 6 + 3.
+Options that take the decoder out of its early mean-pose plateau (DESIGN.md section 6; the
+defaults keep older runs as they were): `normalize` z-scores every feature by the training data's
+mean and std (stored with the weights; the decoder's output is z-scored too and inverted before
+the joint losses), `norm_first` uses pre-LayerNorm layers, `query_dropout` 0 keeps the decoder's
+positional queries clean, and `width` < latent_dim runs narrower layers between two projections
+of the latent (cheaper on a CPU; z stays the text encoder's size).
+
+B = batch, T = frames, J = joints (24), D = latent_dim, W = width (D unless set), F = J * 6 + 3.
 """
 
 from __future__ import annotations
@@ -41,25 +48,42 @@ class MotionCLIPConfig:
     # displacements are summed back to a trajectory that starts at the origin). Velocity features
     # do not grow with the distance travelled, which helps long walks and runs.
     root: str = "absolute"
+    width: int = 0  # transformer width W; 0 = latent_dim. Otherwise z is projected W <-> D at both ends.
+    norm_first: bool = False  # pre-LayerNorm layers (trains faster, less warm-up) instead of the paper's post-LN
+    query_dropout: float = -1.0  # dropout on the decoder's positional queries; < 0 = the same as `dropout`
+    normalize: bool = False  # z-score the features by the data's mean/std (buffers feat_mean / feat_std)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if f.type in ("bool", bool) and not isinstance(value, bool):
+                raise MotionClipError(f"model config: {f.name} must be true or false, got {value!r}")
+            if f.name == "width":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise MotionClipError(f"model config: width must be 0 (= latent_dim) or a positive integer, got {value!r}")
+            elif f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise MotionClipError(f"model config: {f.name} must be a positive integer, got {value!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise MotionClipError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
+        q = self.query_dropout
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not q < 1.0:
+            raise MotionClipError(f"model config: query_dropout must be a number below 1 (negative: same as dropout), got {q!r}")
         if self.root not in ("absolute", "velocity"):
             raise MotionClipError(f"model config: root must be 'absolute' or 'velocity', got {self.root!r}")
         if self.activation not in ("gelu", "relu"):
             raise MotionClipError(f"model config: activation must be 'gelu' or 'relu', got {self.activation!r}")
-        if self.latent_dim % self.heads:
+        W = self.model_width
+        if W % self.heads:
             raise MotionClipError(
-                f"model config: latent_dim {self.latent_dim} is not divisible by heads {self.heads}; "
+                f"model config: the width {W} is not divisible by heads {self.heads}; "
                 f"choose a number of heads that divides it (e.g. 4 or 8)"
             )
-        if self.latent_dim % 2:
-            raise MotionClipError(f"model config: latent_dim must be even (sinusoidal positions), got {self.latent_dim}")
+        if W % 2:
+            raise MotionClipError(f"model config: the width must be even (sinusoidal positions), got {W}")
+
+    @property
+    def model_width(self) -> int:
+        return self.width or self.latent_dim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +104,10 @@ class MotionCLIPConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(latent_dim=512, enc_layers=8, dec_layers=8, heads=4, ff_dim=1024, dropout=0.1, root="velocity"),
     "small": dict(enc_layers=4, dec_layers=4, heads=4, ff_dim=512, dropout=0.1, root="velocity"),
+    # The built-in model's: narrow pre-LN layers on z-scored features, no dropout (on a CPU, dropout's random
+    # masks cost a fifth of a training step), up to 15 s at 20 fps.
+    "builtin": dict(width=256, enc_layers=2, dec_layers=2, heads=4, ff_dim=512, dropout=0.0, query_dropout=0.0,
+                    norm_first=True, normalize=True, root="velocity", max_frames=300),
 }
 
 
@@ -112,22 +140,58 @@ class MotionCLIP(nn.Module):
     def __init__(self, config: MotionCLIPConfig):
         super().__init__()
         self.config = c = config
-        D, self.num_feats = c.latent_dim, c.num_joints * 6 + 3
+        D, W, self.num_feats = c.latent_dim, c.model_width, c.num_joints * 6 + 3
 
-        self.pose_embedding = nn.Linear(self.num_feats, D)
-        self.mu_query = nn.Parameter(torch.randn(D))  # the prefix token whose output is z
+        self.pose_embedding = nn.Linear(self.num_feats, W)
+        self.mu_query = nn.Parameter(torch.randn(W))  # the prefix token whose output is z
         # Derived from the config: not saved with the weights.
-        self.register_buffer("positions", sinusoidal_positions(c.max_frames, D), persistent=False)  # [max_frames, D]
+        self.register_buffer("positions", sinusoidal_positions(c.max_frames, W), persistent=False)  # [max_frames, W]
         self.pos_dropout = nn.Dropout(c.dropout)
+        self.query_dropout = nn.Dropout(c.dropout if c.query_dropout < 0 else c.query_dropout)
+        if c.normalize:  # the training data's feature statistics, saved with the weights (set_normalization)
+            self.register_buffer("feat_mean", torch.zeros(self.num_feats))  # [F]
+            self.register_buffer("feat_std", torch.ones(self.num_feats))  # [F]
+        # z is the text encoder's size D; narrower layers (W < D) meet it through two projections.
+        self.to_latent = nn.Linear(W, D) if W != D else nn.Identity()
+        self.from_latent = nn.Linear(D, W) if W != D else nn.Identity()
 
         def layer(kind):
-            return kind(D, c.heads, c.ff_dim, c.dropout, c.activation, batch_first=True)
+            return kind(W, c.heads, c.ff_dim, c.dropout, c.activation, batch_first=True, norm_first=c.norm_first)
 
+        # Pre-LN stacks end with a LayerNorm of their own (post-LN layers already end normalised).
+        final_norm = (lambda: nn.LayerNorm(W)) if c.norm_first else (lambda: None)
         # No nested tensors: the same numbers whether or not the fast inference path is taken.
-        self.encoder = nn.TransformerEncoder(layer(nn.TransformerEncoderLayer), c.enc_layers, enable_nested_tensor=False)
-        self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), c.dec_layers)
-        self.head = nn.Linear(D, self.num_feats)
+        self.encoder = nn.TransformerEncoder(layer(nn.TransformerEncoderLayer), c.enc_layers, norm=final_norm(),
+                                             enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), c.dec_layers, norm=final_norm())
+        self.head = nn.Linear(W, self.num_feats)
         self.register_buffer("identity_6d", matrix_to_rot6d(torch.eye(3)), persistent=False)  # [6]
+
+    def set_normalization(self, mean: Tensor, std: Tensor, min_std: float = 0.01) -> None:
+        """Store the training data's per-feature mean and std [F] (std floored: constant features stay 0)."""
+        if not self.config.normalize:
+            raise MotionClipError("this model was built without normalize=True; it keeps no feature statistics")
+        if mean.shape != (self.num_feats,) or std.shape != (self.num_feats,):
+            raise MotionClipError(f"feature statistics must be [{self.num_feats}], got {list(mean.shape)} and {list(std.shape)}")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise MotionClipError("feature statistics hold NaN or infinite values; check the training data")
+        self.feat_mean.copy_(mean)
+        self.feat_std.copy_(std.clamp(min=min_std))
+
+    def features(self, rot6d: Tensor, trans: Tensor, normalized: bool = True) -> Tensor:
+        """rot6d [B, T, J, 6], trans [B, T, 3] -> the model's per-frame features [B, T, F], z-scored if the
+        model normalises (and `normalized`)."""
+        x = torch.cat([rot6d.flatten(2), self._root_features(trans)], dim=-1)  # [B, T, F]
+        if self.config.normalize and normalized:
+            x = (x - self.feat_mean) / self.feat_std
+        return x
+
+    def _from_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """[B, T, F] model features -> rot6d [B, T, J, 6], trans [B, T, 3] (real units)."""
+        if self.config.normalize:
+            x = x * self.feat_std + self.feat_mean
+        rot6d = x[..., :-3].unflatten(-1, (self.config.num_joints, 6))
+        return rot6d, self._root_from_features(x[..., -3:])
 
     def _frame_mask(self, frames: Tensor | Sequence[int] | int, batch: int, device: torch.device) -> Tensor:
         """A [B, T] mask from a mask, per-item lengths, or one length for all; checked."""
@@ -148,6 +212,11 @@ class MotionCLIP(nn.Module):
 
     def encode(self, rot6d: Tensor, trans: Tensor, mask: Tensor | None = None) -> Tensor:
         """rot6d [B, T, J, 6], trans [B, T, 3], mask [B, T] (None: all real) -> z [B, D]."""
+        mask = self._input_mask(rot6d, trans, mask)
+        return self._encode_features(self.features(rot6d, trans), mask)
+
+    def _input_mask(self, rot6d: Tensor, trans: Tensor, mask: Tensor | None) -> Tensor:
+        """Check a motion batch's shapes; its [B, T] mask."""
         B, T = rot6d.shape[:2]
         J = self.config.num_joints
         if rot6d.dim() != 4 or rot6d.shape[2:] != (J, 6) or trans.shape != (B, T, 3):
@@ -156,13 +225,17 @@ class MotionCLIP(nn.Module):
         mask = self._frame_mask(T if mask is None else mask, B, rot6d.device)
         if mask.shape[1] != T:
             raise MotionClipError(f"the mask covers {mask.shape[1]} frames but the motion has {T}")
-        x = torch.cat([rot6d.flatten(2), self._root_features(trans)], dim=-1)  # [B, T, F]
+        return mask
+
+    def _encode_features(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x [B, T, F] model features, mask [B, T] -> z [B, D]."""
+        B, T = x.shape[:2]
         x = torch.where(mask[..., None], x, torch.zeros_like(x))  # padding may hold anything, even NaN
-        x = self.pos_dropout(self.pose_embedding(x) + self.positions[:T])  # [B, T, D]
-        x = torch.cat([self.mu_query.expand(B, 1, -1), x], dim=1)  # [B, 1 + T, D]
+        x = self.pos_dropout(self.pose_embedding(x) + self.positions[:T])  # [B, T, W]
+        x = torch.cat([self.mu_query.expand(B, 1, -1), x], dim=1)  # [B, 1 + T, W]
         keep = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # the prefix token always attends
-        out = self.encoder(x, src_key_padding_mask=~keep)  # [B, 1 + T, D]
-        return out[:, 0]
+        out = self.encoder(x, src_key_padding_mask=~keep)  # [B, 1 + T, W]
+        return self.to_latent(out[:, 0])  # [B, D]
 
     # Per-frame displacements are scaled to about metres per second at 30 fps, near unit size.
     VELOCITY_SCALE = 30.0
@@ -185,23 +258,31 @@ class MotionCLIP(nn.Module):
 
         Returns rot6d [B, T, J, 6] and trans [B, T, 3]; padded frames hold the identity and zero.
         """
+        return self._decode_features(z, frames)[1:]
+
+    def _decode_features(self, z: Tensor, frames: Tensor | Sequence[int] | int) -> tuple[Tensor, Tensor, Tensor]:
+        """z [B, D] -> the head's features [B, T, F] (z-scored if normalize), rot6d, trans (padding: identity, 0)."""
         B = z.shape[0]
         mask = self._frame_mask(frames, B, z.device)
         T = mask.shape[1]
-        queries = self.pos_dropout(self.positions[:T].expand(B, T, -1))  # [B, T, D]: zeros + positions
-        out = self.decoder(queries, z[:, None, :], tgt_key_padding_mask=~mask)  # memory [B, 1, D]
-        out = self.head(out)  # [B, T, F]
-        rot6d = out[..., :-3].unflatten(-1, (self.config.num_joints, 6))  # [B, T, J, 6]
-        trans = self._root_from_features(out[..., -3:])  # [B, T, 3]
+        queries = self.query_dropout(self.positions[:T].expand(B, T, -1))  # [B, T, W]: zeros + positions
+        memory = self.from_latent(z)[:, None, :]  # [B, 1, W]
+        out = self.decoder(queries, memory, tgt_key_padding_mask=~mask)  # [B, T, W]
+        feats = self.head(out)  # [B, T, F]
+        rot6d, trans = self._from_features(feats)  # [B, T, J, 6], [B, T, 3]
         rot6d = torch.where(mask[..., None, None], rot6d, self.identity_6d.to(rot6d.dtype))
         trans = torch.where(mask[..., None], trans, torch.zeros_like(trans))
-        return rot6d, trans
+        return feats, rot6d, trans
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """The batch format of core/data/windows.py -> z [B, D], rot6d [B, T, J, 6], trans [B, T, 3]."""
-        z = self.encode(batch["rot6d"], batch["trans"], batch["mask"])
-        rot6d, trans = self.decode(z, batch["mask"])
-        return {"z": z, "rot6d": rot6d, "trans": trans}
+        """The batch format of core/data/windows.py -> z [B, D], rot6d [B, T, J, 6], trans [B, T, 3], and
+        the model's own features of the output and of the input, `feats` / `target_feats` [B, T, F]
+        (z-scored when the model normalises; the losses on the pose representation use them)."""
+        mask = self._input_mask(batch["rot6d"], batch["trans"], batch["mask"])
+        target = self.features(batch["rot6d"], batch["trans"])  # [B, T, F]
+        z = self._encode_features(target, mask)
+        feats, rot6d, trans = self._decode_features(z, mask)
+        return {"z": z, "rot6d": rot6d, "trans": trans, "feats": feats, "target_feats": target}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
