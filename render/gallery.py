@@ -5,7 +5,7 @@ One command regenerates the whole gallery after each new model:
     motionclip gallery --out docs/gallery [--checkpoint RUN] [--readme README.md]
 
 For each prompt it generates a motion, renders a row of frames spread evenly over the clip (the
-mannequin, one camera fitted to the whole clip so that travel shows, floor on) and writes
+mannequin, a camera that follows the body (or one fitted to the whole clip), floor on) and writes
 `NN-<prompt>.png`; then `gallery.json` (the figures that say whether each motion moves: the feet
 and hands relative to the pelvis, the root's speed, the hands' highest point above the head) and
 `README.md` (each image under its prompt). `snippet.md` is the same list with links relative to
@@ -129,7 +129,7 @@ def markdown(entries: list[dict], prefix: str = "", heading: bool = True, model:
     if heading:
         lines += ["# Gallery", "",
                   f"Made by `motionclip gallery` with {model}{settings}. Frames run left to right, spread evenly "
-                  "over each clip; one camera per clip, fitted to the whole clip. Figures: `gallery.json`.", ""]
+                  "over each clip. Figures: `gallery.json`.", ""]
     for e in entries:
         lines += [f"**{e['prompt']}**", "", f"![{e['prompt']}]({prefix}{e['image']})", "",
                   f"<sub>{_figures_line(e)}</sub>", ""]
@@ -203,8 +203,8 @@ def register(sub) -> None:
         "gallery", help="contact sheets of a model's motions for 8 prompts, with Markdown and figures",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Generate a motion for each prompt with the model (default: the built-in one) and render it as "
-                    "a contact sheet: one row of frames spread evenly over the clip (the mannequin, one camera "
-                    "fitted to the whole clip so that travel shows, floor on), one small PNG per prompt. Writes "
+                    "a contact sheet: one row of frames spread evenly over the clip (the mannequin, a camera that "
+                    "follows the body or one fitted to the whole clip, floor on), one small PNG per prompt. Writes "
                     "DIR/NN-<prompt>.png, DIR/gallery.json (per prompt: mean ankle and wrist speeds relative to the "
                     "pelvis, root speed and travel, the wrists' highest point above the head), DIR/README.md (each "
                     "image under its prompt) and DIR/snippet.md (the same, linked from the current folder: run "
@@ -225,6 +225,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="variation seed (default: none, the prompt's own latent)")
     p.add_argument("--azimuth", type=float, default=30.0, help="view, degrees from the front toward the left (default 30)")
     p.add_argument("--elevation", type=float, default=12.0, help="degrees above the horizon (default 12)")
+    p.add_argument("--camera", choices=("follow", "fit"), default="follow",
+                   help="follow: the camera moves with the body, so limbs stay large on long walks and runs (travel "
+                        "shows against the floor's edge); fit: one camera fitted to the whole clip (default follow)")
     p.add_argument("--colors", type=_int_at_least(0, 256), default=128,
                    help="palette size of the PNGs, to keep them small (0: full colour; default 128)")
     p.add_argument("--readme", type=Path, metavar="FILE",
@@ -251,7 +254,7 @@ def cmd_gallery(args) -> int:
     model = MotionModel(args.checkpoint, device=args.device)
     motions = model.generate_batch([dict(prompt=p, seconds=args.seconds, seed=args.seed) for p in prompts])
     body = make_body("mannequin")
-    opts = SceneOptions(size=args.size, camera="fit", azimuth=args.azimuth, elevation=args.elevation, floor=True)
+    opts = SceneOptions(size=args.size, camera=args.camera, azimuth=args.azimuth, elevation=args.elevation, floor=True)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for i, (prompt, motion) in enumerate(zip(prompts, motions)):
@@ -270,7 +273,7 @@ def cmd_gallery(args) -> int:
 
     info = {"model": model.name, "motionclip": __version__, "seconds": args.seconds, "seed": args.seed,
             "frames_per_sheet": args.frames_per_sheet, "size": args.size, "azimuth": args.azimuth,
-            "elevation": args.elevation, "body": "mannequin", "camera": "fit", "floor": True, "prompts": entries}
+            "elevation": args.elevation, "body": "mannequin", "camera": args.camera, "floor": True, "prompts": entries}
     atomic_write_text(out / "gallery.json", json.dumps(info, indent=1) + "\n")
     atomic_write_text(out / "README.md", markdown(entries, model=what, settings=settings))
     prefix = Path(os.path.relpath(out.resolve(), Path.cwd())).as_posix() + "/"
