@@ -435,3 +435,20 @@ def test_the_builtin_recipe_starts_moving_the_feet(tmp_path) -> None:
             ratios.append(ratio())
     ratios.append(ratio())
     assert real > 0.5 and ratios[0] < 0.3 and 0.6 < ratios[1] < 1.5, (real, ratios)
+
+
+def test_init_continues_from_another_run_and_keeps_its_lineage(trained, dataset, tmp_path) -> None:
+    """`--init RUN0`: the weights (and feature statistics) of RUN0 start the run; config.json's lineage lists
+    RUN0's trainings and then this one (the model card's training log)."""
+    first, _ = trained
+    lineage0 = json.loads((first / "config.json").read_text())["lineage"]
+    assert len(lineage0) == 1 and lineage0[0]["init"] is None and lineage0[0]["steps"] > 0
+    run = tmp_path / "more"
+    saved = json.loads((first / "config.json").read_text())["train"]
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**saved, "epochs": 1, "lr": 1e-12, "init": ""}))
+    run_main("--data", str(dataset), "--out", str(run), "--config", str(cfg), "--init", str(first))
+    config = json.loads((run / "config.json").read_text())
+    assert [e["init"] for e in config["lineage"]] == [None, first.name]
+    a, b = load_weights(first / "model.safetensors")[0], load_weights(run / "model.safetensors")[0]
+    assert torch.allclose(flat(a), flat(b), atol=1e-6)  # lr ~0: the weights it started from

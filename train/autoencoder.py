@@ -112,7 +112,7 @@ class TrainConfig:
 # The built-in recipe (train/builtin/, the model card): the `builtin` model (narrow pre-LN layers on z-scored
 # features, no dropout on the decoder's queries) on 20 fps windows of 2-4 s, warm-up then cosine decay.
 _BUILTIN: dict[str, Any] = dict(
-    model="builtin", encoder="minilm", epochs=60, batch_size=32, lr=5e-4, warmup_steps=200, lr_schedule="cosine",
+    model="builtin", encoder="minilm", epochs=120, batch_size=32, lr=5e-4, warmup_steps=200, lr_schedule="cosine",
     window=80, min_window=40, stride=20, same_length_batches=True, mirror_prob=0.5, seed=0, val_max_windows=512,
     loss=dict(LossWeights(text=1.0).to_dict()))
 
