@@ -38,7 +38,7 @@ DEFAULT_PROMPTS = (
 MARK_BEGIN, MARK_END = "<!-- gallery -->", "<!-- /gallery -->"
 
 # SMPL joints
-PELVIS, L_ANKLE, R_ANKLE, HEAD, L_WRIST, R_WRIST = 0, 7, 8, 15, 20, 21
+PELVIS, HEAD, L_WRIST, R_WRIST = 0, 15, 20, 21
 
 
 class GalleryError(MotionClipError):
@@ -86,8 +86,12 @@ def motion_figures(motion, skeleton=None) -> dict:
     the head joint over the clip (negative: the hands stay below the head)."""
     import numpy as np
 
-    j = motion.joints(skeleton).double().numpy()  # [T, 24, 3]
+    from motionclip.train.liveliness import limb_speeds  # the same speeds `motionclip eval` reports
+
+    joints = motion.joints(skeleton)  # [T, 24, 3]
     fps = float(motion.fps)
+    speeds = limb_speeds(joints, fps)  # ankles, wrists (relative to the pelvis), root (horizontal)
+    j = joints.double().numpy()
     rel = j - j[:, PELVIS:PELVIS + 1]
 
     def speed(k: int) -> float:
@@ -96,14 +100,13 @@ def motion_figures(motion, skeleton=None) -> dict:
         return float(np.linalg.norm(np.diff(rel[:, k], axis=0), axis=-1).mean() * fps)
 
     root = j[:, PELVIS][:, [0, 2]]
-    root_speed = float(np.linalg.norm(np.diff(root, axis=0), axis=-1).mean() * fps) if len(j) > 1 else 0.0
     above = np.maximum(j[:, L_WRIST, 1], j[:, R_WRIST, 1]) - j[:, HEAD, 1]
     return {
-        "ankle_speed_m_s": round((speed(L_ANKLE) + speed(R_ANKLE)) / 2, 4),
-        "wrist_speed_m_s": round((speed(L_WRIST) + speed(R_WRIST)) / 2, 4),
+        "ankle_speed_m_s": round(speeds["ankles"], 4),
+        "wrist_speed_m_s": round(speeds["wrists"], 4),
         "l_wrist_speed_m_s": round(speed(L_WRIST), 4),
         "r_wrist_speed_m_s": round(speed(R_WRIST), 4),
-        "root_speed_m_s": round(root_speed, 4),
+        "root_speed_m_s": round(speeds["root"], 4),
         "travel_m": round(float(np.linalg.norm(root[-1] - root[0])), 4),
         "wrist_above_head_m": round(float(above.max()), 4),
     }

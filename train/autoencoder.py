@@ -356,11 +356,9 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     model = MotionCLIP(model_cfg).to(d.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, step = 0, 0
-    lineage: list[dict[str, Any]] = []  # the trainings these weights went through, oldest first (model card log)
-    if cfg.init:
-        lineage = list(read_config(cfg.init).get("lineage", []))
+    init_cfg = read_config(cfg.init) if cfg.init else {}
+    lineage: list[dict[str, Any]] = list(init_cfg.get("lineage", []))  # trainings of these weights, oldest first
     if cfg.init and not resume:  # fine-tuning: start from another run's weights (same model config)
-        init_cfg = read_config(cfg.init)
         if init_cfg["model"] != model_cfg.to_dict():
             raise TrainError(f"--init {cfg.init}: its model config {init_cfg['model']} differs from this run's "
                              f"{model_cfg.to_dict()}; fine-tuning keeps the architecture")
