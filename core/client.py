@@ -22,12 +22,9 @@ import urllib.request
 from typing import Any
 
 from .errors import MotionClipError
+from .netconf import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, TOKEN_ENV, is_loopback_name  # noqa: F401 (re-exported)
 from .protocol import (EditRequest, GenerateRequest, Health, InterpolateRequest, MotionData, Motions, ProtocolError,
                        Recognition, RecognizeRequest, error_message)
-
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
-DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
-TOKEN_ENV = "MOTIONCLIP_TOKEN"  # the server's token, for `motionclip serve` and its clients
 
 
 class ClientError(MotionClipError):
@@ -48,8 +45,7 @@ class ServerClient:
         self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
         self.timeout = float(timeout)
         # A local server is reached directly, whatever http_proxy says.
-        host = (parsed.hostname or "").lower()
-        local = host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+        local = is_loopback_name(parsed.hostname or "")
         self._open = (urllib.request.build_opener(urllib.request.ProxyHandler({})).open if local
                       else urllib.request.urlopen)
 

@@ -28,8 +28,18 @@ def _port(text: str) -> int:
     return v
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < v <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, got {v:g}")
+    return v
+
+
 def register(sub) -> None:
-    from .client import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
+    from .netconf import ALLOW_REMOTE_FLAG, DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
     p = sub.add_parser(
         "serve", help="serve a trained model over HTTP on this machine (for the Blender add-on)",
@@ -46,12 +56,15 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 opens it to the "
-                        "network, use a --token then)")
+                        f"network, which needs a --token, or {ALLOW_REMOTE_FLAG})")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0: any free port, printed at start)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on every request (default: ${TOKEN_ENV} "
                                    "when set, else no token)")
+    p.add_argument(ALLOW_REMOTE_FLAG, action="store_true",
+                   help="let a --host other than this machine serve without a token (only on a network where "
+                        "every machine is trusted: anyone who reaches the port can use the server)")
     p.add_argument("--max-jobs", type=_count, default=128,
                    help="requests in flight (queued or running) before the server answers 503 busy (default 128)")
     p.add_argument("--max-batch", type=_count, default=32,
@@ -66,6 +79,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=_count,
                    help="torch threads per worker (default on a CPU: its cores divided among the workers; on 2 "
                         "cores one each, which also holds up best when other programs use the CPU)")
+    p.add_argument("--read-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="how long a client may take to send a request's headers, and again its body, before the "
+                        "connection is closed (a body: 408); also how long an idle connection stays open "
+                        "(default 30)")
     p.add_argument("--access-log", action="store_true", help="print one line per request")
     p.set_defaults(func=cmd_serve)
 
@@ -73,11 +90,11 @@ def register(sub) -> None:
 def cmd_serve(args) -> int:
     import logging
 
-    from .client import TOKEN_ENV
     from .errors import MotionClipError
+    from .netconf import TOKEN_ENV
 
     try:
-        from .server import ServerError, ServerOptions, bind_socket, is_loopback, serve
+        from .server import ServerError, ServerOptions, bind_socket, check_exposure, serve
     except ImportError as exc:
         raise MotionClipError(f"serving needs FastAPI and uvicorn ({exc}); install them with "
                               "pip install 'motionclip[serve]'") from None
@@ -91,14 +108,14 @@ def cmd_serve(args) -> int:
         raise ServerError("--token must be printable and without spaces (it travels in an HTTP header)")
     options = ServerOptions(host=args.host, port=args.port, token=token, max_jobs=args.max_jobs,
                             max_batch=args.max_batch, batch_window_ms=args.batch_window_ms,
-                            access_log=args.access_log)
+                            access_log=args.access_log, read_timeout=args.read_timeout,
+                            allow_remote_without_token=args.allow_remote_without_token)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("motionclip.server").setLevel(logging.INFO)
-    if not is_loopback(args.host):
-        print(f"warning: listening on {args.host}: other machines on the network can reach this server"
-              + ("" if token else f"; anyone who can reach it can use it: set --token (or ${TOKEN_ENV})"),
-              file=sys.stderr, flush=True)
+    warning = check_exposure(args.host, token, args.allow_remote_without_token)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     sock = bind_socket(args.host, args.port)  # fails fast, before the model loads, when the port is taken
     try:
         import torch
