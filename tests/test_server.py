@@ -9,10 +9,14 @@ a token and a small job limit for the failure, busy, token and shutdown tests.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import importlib
+import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +42,8 @@ TINY = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "f
 TOKEN = "s3cret-token"
 
 # The CLI entry point with the model patched: "explode" in a prompt raises inside the model (as a
-# CUDA error or a bug would), "slowly" holds the model thread for a second.
+# CUDA error or a bug would), "leak" raises an error naming files of the server's machine, "slowly"
+# holds the model thread for a second.
 PATCHED_MAIN = """
 import sys, time
 from motionclip.core import inference
@@ -46,6 +51,8 @@ real = inference.MotionModel.text_embeddings
 def text_embeddings(self, texts, what="prompt"):
     if any("explode" in t for t in texts):
         raise RuntimeError("simulated failure inside the model")
+    if any("leak" in t for t in texts):
+        raise OSError(f"cannot read {self.run_dir.resolve()}/weights.bin or {sys.prefix}/lib/x.so")
     if any("slowly" in t for t in texts):
         time.sleep(1.0)
     return real(self, texts, what)
@@ -126,11 +133,13 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def servers(run_dir):
-    """Both servers, started side by side: the plain one, and the patched one with a token and --max-jobs 4."""
+    """Both servers, started side by side: the plain one, and the patched one with a token, --max-jobs 4 and
+    --read-timeout 2."""
     plain = ServerProcess(_motionclip() + ["serve", "--checkpoint", str(run_dir), "--port", "0", "--device", "cpu"],
                           wait=False)
     patched = ServerProcess([sys.executable, "-c", PATCHED_MAIN, "serve", "--checkpoint", str(run_dir), "--port", "0",
-                             "--device", "cpu", "--max-jobs", "4"], env={"MOTIONCLIP_TOKEN": TOKEN}, wait=False)
+                             "--device", "cpu", "--max-jobs", "4", "--read-timeout", "2"], env={"MOTIONCLIP_TOKEN": TOKEN},
+                            wait=False)
     try:
         yield plain.wait(), patched.wait()
     finally:
@@ -170,7 +179,7 @@ def _assert_error(status: int, body: dict, expected_status: int, field: str | No
 
 def test_health_and_schema(server, run_dir) -> None:
     health = ServerClient(server.url).health()
-    assert health.status == "ok" and health.model == str(run_dir) and health.text_encoder == "clip-random:tiny"
+    assert health.status == "ok" and health.model == run_dir.name and health.text_encoder == "clip-random:tiny"
     assert health.device == "cpu" and health.protocol == PROTOCOL_VERSION and health.max_frames == 1000
     status, schema, _ = server.request("GET", "/openapi.json")
     assert status == 200 and {"/health", "/generate", "/interpolate", "/edit", "/recognize"} <= set(schema["paths"])
@@ -435,6 +444,256 @@ def test_busy_server_answers_503(patched_server) -> None:
     assert "--max-jobs" in busy[1]["error"]["message"] and busy[2].get("Retry-After") == "1"
 
 
+def test_port_in_use_and_bad_options(server, run_dir) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    run = subprocess.run(_motionclip() + ["serve", "--checkpoint", str(run_dir), "--port", port],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "already in use" in run.stderr and "--port" in run.stderr, run.stderr
+    run = subprocess.run(_motionclip() + ["serve", "--checkpoint", str(run_dir / "missing"), "--port", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "missing" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    for value, says in (("0", "more than 0"), ("soon", "expected a number of seconds")):
+        run = subprocess.run(_motionclip() + ["serve", "--read-timeout", value], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 2 and "--read-timeout" in run.stderr and says in run.stderr, run.stderr
+
+
+# ----------------------------------------------------------------------------------------- slow clients, exposure
+
+class SlowClients:
+    """`n` connections that send a request a byte every half second: a third never finish their headers,
+    a third send their headers and then nothing, a third trickle their body."""
+
+    def __init__(self, url: str, n: int, extra_headers: str = ""):
+        host, port = url.rsplit("/", 1)[1].split(":")
+        head = ("POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: 1000\r\n{extra_headers}\r\n").encode()
+        body = b'{"prompt": "' + b"a" * 986 + b'"}'
+        self.socks: list[socket.socket] = []
+        self.rest: list[bytes] = []
+        self.kinds = [i % 3 for i in range(n)]  # 0: headers trickle, 1: headers then silence, 2: body trickle
+        for kind in self.kinds:
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(head if kind else head[:20])
+            s.setblocking(False)
+            self.socks.append(s)
+            self.rest.append(head[20:] if kind == 0 else (body if kind == 2 else b""))
+        self.answers = [b""] * n  # what the server sent on each
+        self.closed = [False] * n
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._trickle, daemon=True)
+        self._thread.start()
+
+    def _trickle(self) -> None:
+        while not self._stop.wait(0.5):
+            for i, s in enumerate(self.socks):
+                if self.rest[i] and not self.closed[i]:
+                    try:
+                        s.send(self.rest[i][:1])
+                        self.rest[i] = self.rest[i][1:]
+                    except OSError:
+                        pass  # closed by the server: poll() reads what it said
+
+    def poll(self) -> int:
+        """Reads whatever the server sent; the number of connections it has not closed."""
+        for i, s in enumerate(self.socks):
+            while not self.closed[i]:
+                try:
+                    data = s.recv(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                self.closed[i] = not data
+                self.answers[i] += data
+        return self.closed.count(False)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for s in self.socks:
+            s.close()
+
+
+def test_slow_clients_do_not_starve_the_server(server) -> None:
+    """200 connections sending a byte at a time hold no job slot (--max-jobs 128): real requests get 200."""
+    slow = SlowClients(server.url, 200)
+    try:
+        time.sleep(1.0)
+        assert slow.poll() == 200 and slow.answers == [b""] * 200  # all connected, none answered or closed
+        health = server.request("GET", "/health")
+        assert health[0] == 200 and health[1]["jobs"] == 0  # slow bodies take no job slot
+
+        def one(i: int) -> int:
+            return server.request("POST", "/generate", {"prompt": f"a person walks {i}", "frames": 30})[0]
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(one, range(60)))
+        still_open = slow.poll()
+        print(f"\nwith 200 slow clients connected: {statuses.count(200)} of {len(statuses)} real requests "
+              f"answered 200; {still_open} slow clients still unanswered")
+        assert statuses == [200] * len(statuses), statuses
+        assert not any(a.startswith(b"HTTP/1.1 503") for a in slow.answers)
+    finally:
+        slow.close()
+    assert server.request("GET", "/health")[1]["jobs"] == 0
+
+
+def test_slow_and_idle_clients_time_out(patched_server) -> None:
+    """--read-timeout 2 and --max-jobs 4: more slow clients than slots, a real request still gets 200, and
+    each slow one is cut off: a slow body with 408, unfinished headers and an idle connection closed."""
+    slow = SlowClients(patched_server.url, 12, extra_headers=f"Authorization: Bearer {TOKEN}\r\n")
+    host, port = patched_server.url.rsplit("/", 1)[1].split(":")
+    idle = socket.create_connection((host, int(port)), timeout=30)
+    try:
+        assert patched_server.request("POST", "/generate", {"prompt": "a person walks", "frames": 30},
+                                      headers=_auth())[0] == 200
+        deadline = time.monotonic() + 30
+        while slow.poll() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert slow.poll() == 0, slow.answers
+        for kind, answer in zip(slow.kinds, slow.answers):
+            if kind == 0:
+                assert answer == b"", answer  # no request: nothing to answer, the connection is closed
+            else:
+                assert answer.startswith(b"HTTP/1.1 408"), answer
+                body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+                _assert_error(408, body, 408)
+                assert "within 2 s" in body["error"]["message"]
+        assert idle.recv(100) == b""  # closed by the server
+    finally:
+        slow.close()
+        idle.close()
+    assert "no complete request within 2 s; connection closed" in patched_server.output
+    assert "was cut off" in patched_server.output
+
+
+def test_client_leaving_mid_body_is_one_log_line(server) -> None:
+    host, port = server.url.rsplit("/", 1)[1].split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 5000\r\n\r\n" + b'{"prompt": "' + b"a" * 88)
+    me = f"127.0.0.1:{s.getsockname()[1]} "
+    time.sleep(0.3)
+    s.close()
+    deadline = time.monotonic() + 20
+    while not any(me in line for line in server.lines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # anything else it would log about this client comes now
+    lines = [line for line in server.lines if me in line]
+    assert len(lines) == 1 and "POST /generate: went away after sending 100 bytes of its body" in lines[0], lines
+    assert "Traceback" not in server.output and "Exception" not in server.output
+    assert server.request("GET", "/health")[0] == 200
+
+
+def _post(url: str, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    """POST with exactly these headers (urllib would add a form Content-Type)."""
+    host, port = url.rsplit("/", 1)[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("POST", path, body=raw, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded",
+                                   "multipart/form-data; boundary=x", "application/jsonp", ""])
+def test_post_bodies_must_be_declared_json(server, ctype) -> None:
+    raw = b'{"prompt": "a person waves", "frames": 10}'
+    headers = {} if ctype is None else {"Content-Type": ctype}
+    for path in ("/generate", "/recognize"):
+        status, body = _post(server.url, path, raw, headers)
+        _assert_error(status, body, 415, "Content-Type")
+        assert "'Content-Type: application/json'" in body["error"]["message"]
+        assert ("no Content-Type header was sent" if ctype is None else "not ") in body["error"]["message"]
+
+
+def test_json_with_parameters_and_both_clients_are_accepted(server) -> None:
+    raw = b'{"prompt": "a person waves", "frames": 10}'
+    for ctype in ("application/json; charset=utf-8", "Application/JSON"):
+        assert _post(server.url, "/generate", raw, {"Content-Type": ctype})[0] == 200
+    assert ServerClient(server.url).generate(GenerateRequest("a person waves", Length(frames=10))).num_frames == 10
+    # The Blender add-on's client (standard library only), loaded without Blender
+    addon = Path(__file__).resolve().parent.parent / "blender_addon"
+    spec = importlib.util.spec_from_file_location("motionclip_addon_under_test", addon / "__init__.py",
+                                                  submodule_search_locations=[str(addon)])
+    sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))  # the package, its __init__ not run
+    addon_client = importlib.import_module(f"{spec.name}.client")
+    assert addon_client.Client(server.url).generate("a person waves", frames=12).num_frames == 12
+
+
+def test_answers_name_no_paths(server, patched_server, run_dir) -> None:
+    forbidden = {str(run_dir), str(run_dir.resolve()), str(run_dir.parent.resolve()), sys.prefix, os.getcwd(),
+                 str(Path.home()), str(Path(__file__).resolve().parent.parent)}
+    answers = [server.request("GET", "/health"), server.request("GET", "/openapi.json"),
+               server.request("POST", "/generate", {"prompt": "a person waves", "frames": 20}),
+               server.request("POST", "/interpolate", {"a": "a person walks", "b": _clip(20), "alphas": [0.5]}),
+               server.request("POST", "/edit", {"motion": _clip(20), "source": "walk", "target": "run"}),
+               server.request("POST", "/recognize", {"motion": _clip(20), "labels": ["walk", "run"]}),
+               server.request("POST", "/generate", {"prompt": "walk", "frames": 5000}),
+               server.request("GET", "/nowhere")]
+    leak = patched_server.request("POST", "/generate", {"prompt": "a leak", "frames": 20}, headers=_auth())
+    assert leak[0] == 500 and "OSError: cannot read run/weights.bin or <path>" in leak[1]["error"]["message"], leak
+    for status, body, _ in answers + [leak]:
+        text = json.dumps(body)
+        assert not any(p in text for p in forbidden), (status, text[:500])
+    assert answers[0][1]["model"] == run_dir.name
+    assert answers[2][1]["meta"]["generator"] == run_dir.name
+    assert answers[3][1]["motions"][0]["meta"]["generator"] == run_dir.name
+    assert answers[4][1]["meta"]["generator"] == run_dir.name
+
+
+def test_remote_bind_needs_a_token_or_the_flag(run_dir) -> None:
+    cmd = _motionclip() + ["serve", "--checkpoint", str(run_dir), "--host", "0.0.0.0", "--port", "0", "--device", "cpu"]
+    env = {**os.environ, "MOTIONCLIP_TOKEN": ""}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "refusing to listen on 0.0.0.0 without a token" in run.stderr and "--token" in run.stderr
+    assert "--allow-remote-without-token" in run.stderr
+    srv = ServerProcess(cmd + ["--allow-remote-without-token"], env={"MOTIONCLIP_TOKEN": ""})
+    try:
+        assert "warning: listening on 0.0.0.0" in srv.output and "anyone who can reach it" in srv.output
+        srv.url = srv.url.replace("0.0.0.0", "127.0.0.1")
+        assert srv.request("GET", "/health", headers={"Host": "motionclip.lan:8765"})[0] == 200  # no loopback check
+    finally:
+        assert srv.stop() == 0
+
+
+def test_serve_refuses_unsafe_options_before_it_listens(model) -> None:
+    from motionclip.core.server import ServerError, ServerOptions, serve
+
+    with pytest.raises(ServerError, match="refusing to listen on 0.0.0.0 without a token"):
+        serve(model, ServerOptions(host="0.0.0.0", port=0))
+    with pytest.raises(ServerError, match="read timeout must be more than 0"):
+        serve(model, ServerOptions(port=0, read_timeout=0))
+
+
+def test_every_503_says_when_to_retry(model) -> None:
+    from motionclip.core.server import HTTPFailure, ModelWorker
+
+    worker = ModelWorker(model, max_jobs=1)
+
+    async def refusals() -> list[HTTPFailure]:
+        out = []
+        await worker.start()
+        with worker.slot():
+            with pytest.raises(HTTPFailure) as busy:
+                with worker.slot():
+                    pass
+            out.append(busy.value)
+        await worker.stop()
+        with pytest.raises(HTTPFailure) as closing:
+            with worker.slot():
+                pass
+        return out + [closing.value]
+
+    busy, closing = asyncio.run(refusals())
+    assert busy.status == 503 and busy.headers["Retry-After"] == "1" and "--max-jobs" in busy.message
+    assert closing.status == 503 and closing.headers["Retry-After"] == "5" and "shutting down" in closing.message
+
+
 def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(patched_server) -> None:
     result = {}
     t = threading.Thread(target=lambda: result.update(r=patched_server.request(
@@ -446,16 +705,6 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(patched_server
     assert rc == 0, patched_server.output
     assert result["r"][0] == 200
     assert "stopped (SIGTERM)" in patched_server.output
-
-
-def test_port_in_use_and_bad_options(server, run_dir) -> None:
-    port = server.url.rsplit(":", 1)[1]
-    run = subprocess.run(_motionclip() + ["serve", "--checkpoint", str(run_dir), "--port", port],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and "already in use" in run.stderr and "--port" in run.stderr, run.stderr
-    run = subprocess.run(_motionclip() + ["serve", "--checkpoint", str(run_dir / "missing"), "--port", "0"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and "missing" in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
 # ----------------------------------------------------------------------------------------- fuzzing

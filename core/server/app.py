@@ -104,9 +104,9 @@ async def _guarded(worker: ModelWorker, request: Request, kind, handle: Callable
             raise HTTPFailure(500, "", without_paths(f"the model could not answer this request ({exc}); the server "
                                                      "is still running", worker.model)) from None
         except Exception as exc:
-            raise HTTPFailure(500, "", without_paths(f"the model failed on this request ({type(exc).__name__}: "
-                                                     f"{str(exc)[:300]}); the server is still running, see its log",
-                                                     worker.model)) from None
+            raise HTTPFailure(500, "", f"the model failed on this request ({type(exc).__name__}: "
+                                       f"{without_paths(str(exc), worker.model)[:300]}); the server is still running, "
+                                       "see its log") from None
 
 
 def _add_routes(app, worker: ModelWorker) -> None:
