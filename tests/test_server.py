@@ -2,9 +2,11 @@
 
 A tiny model is trained through the real trainer (synthetic data, a random tiny CLIP: no real
 weights exist offline). One server runs with the default options for the valid and invalid
-requests, the load test and the API fuzzing; a second one, started through the same CLI entry
-point with the model patched to fail (prompts with "explode") or to be slow ("slowly"), runs with
-a token and a small job limit for the failure, busy, token and shutdown tests.
+requests, the load tests (100 concurrent requests; 200 slow connections) and the API fuzzing; a
+second one, started through the same CLI entry point with the model patched to fail (prompts with
+"explode" or "leak") or to be slow ("slowly"), runs with a token, a small job limit and a short
+read timeout for the failure, busy, token, timeout and shutdown tests. A third, on 0.0.0.0, checks
+that a remote bind needs a token or --allow-remote-without-token.
 """
 
 from __future__ import annotations
