@@ -40,13 +40,13 @@ class UnsafePickleError(MotionClipError):
 class ForbiddenGlobalError(UnsafePickleError):
     """A pickle names a function or class outside the allowed list; nothing was imported or called."""
 
-    def __init__(self, file: str, name: str, what: str) -> None:
+    def __init__(self, file: str, name: str, what: str, advice: str = "") -> None:
         self.file, self.name = file, name
+        advice = advice or ("If the file came from someone else, delete it and get the model from its official "
+                            "site; if it is yours, re-save its arrays with numpy.savez (plain arrays only).")
         super().__init__(
             f"{file} refers to {name}, which {what} never contains; it was not loaded, because unpickling "
-            f"it would import and call {name} (a pickle can run any code this way). If the file came from "
-            f"someone else, delete it and get the model from its official site; if it is yours, re-save its "
-            f"arrays with numpy.savez (plain arrays only).")
+            f"it would import and call {name} (a pickle can run any code this way). {advice}")
 
 
 # --------------------------------------------------------------------------------------- the unpickler
@@ -58,9 +58,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def __init__(self, fh: BinaryIO, file: str, allowed: dict[tuple[str, str], Any], what: str, *,
                  fallback: Callable[[str, str], Any] | None = None, prefixes: tuple[str, ...] = (),
-                 persistent_load: Callable[[Any], Any] | None = None, encoding: str = "latin1") -> None:
+                 persistent_load: Callable[[Any], Any] | None = None, encoding: str = "latin1",
+                 advice: str = "") -> None:
         super().__init__(fh, encoding=encoding)
-        self._file, self._allowed, self._what = file, allowed, what
+        self._file, self._allowed, self._what, self._advice = file, allowed, what, advice
         self._fallback, self._prefixes = fallback, prefixes
         if persistent_load is not None:
             self.persistent_load = persistent_load  # type: ignore[method-assign]
@@ -72,7 +73,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return found
         if self._fallback is not None and module.startswith(self._prefixes):
             return self._fallback(module, name)
-        raise ForbiddenGlobalError(self._file, f"{module}.{name}", self._what)
+        raise ForbiddenGlobalError(self._file, f"{module}.{name}", self._what, self._advice)
 
 
 _MISSING = object()
