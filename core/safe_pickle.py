@@ -20,7 +20,6 @@ import codecs
 import io
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -277,14 +276,18 @@ def read_model_arrays(path: str | os.PathLike) -> Any:
 
 
 def _read_npz(fh: BinaryIO, file: str) -> dict[str, np.ndarray]:
+    """Every member of an .npz: numpy's own reader with allow_pickle=False, and for an object array
+    (which numpy would unpickle) the restricted unpickler."""
     out: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(fh) as zf:
-        for member in zf.namelist():
-            if not member.endswith(".npy"):
-                continue
-            with zf.open(member) as raw:
-                buf = io.BytesIO(raw.read())
-            out[member[:-4]] = _read_npy(buf, file, member)
+    with np.load(fh, allow_pickle=False) as npz:
+        for key in npz.files:
+            try:
+                out[key] = npz[key]
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise
+                with npz.zip.open(f"{key}.npy") as raw:
+                    out[key] = _read_npy(io.BytesIO(raw.read()), file, f"{key}.npy")
     return out
 
 

@@ -273,7 +273,7 @@ def _build_model(smplx, file: Path, model_type: str, gender: str):
         # smplx prints a warning for models with few shape coefficients (every SMPL file); hush it.
         with contextlib.redirect_stdout(io.StringIO()):
             if model_type == "smplx":
-                return _smplx_from_arrays(smplx, data, gender)
+                return _smplx_from_arrays(smplx, file, data, gender)
             # smplx reads SMPL only from a pickle and SMPL-H only with hand PCA; hand smplx the
             # arrays, so an .npz SMPL file and AMASS's SMPL+H work too.
             from smplx.utils import Struct
@@ -300,12 +300,20 @@ def _build_model(smplx, file: Path, model_type: str, gender: str):
         raise _unreadable(file, model_type, exc) from exc
 
 
-def _smplx_from_arrays(smplx, data: dict, gender: str):
-    """smplx.SMPLX reads only a file (np.load with allow_pickle): give it a plain-array copy of `data`."""
+def _smplx_from_arrays(smplx, file: Path, data: dict, gender: str):
+    """smplx.SMPLX reads only a file, with np.load(allow_pickle=True). A plain-array .npz (as
+    convert-smpl writes) holds nothing it could unpickle, so smplx reads it directly; for anything
+    else (a pickle, an .npz with object arrays) it reads a plain-array copy of `data`."""
     import tempfile
+
+    import numpy as np
 
     from .safe_pickle import save_plain_npz
 
+    with open(file, "rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"
+    if is_zip and all(isinstance(v, np.ndarray) and not v.dtype.hasobject for v in data.values()):
+        return smplx.SMPLX(str(file), ext="npz", gender=gender, use_pca=False)
     with tempfile.TemporaryDirectory(prefix="motionclip-smplx-") as tmp:
         plain = Path(tmp) / f"SMPLX_{gender.upper()}.npz"
         save_plain_npz(plain, data)
