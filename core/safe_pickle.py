@@ -177,8 +177,9 @@ def _sparse_to_dense(stub: _SparseMatrix, file: str) -> np.ndarray:
             raise ValueError("its data is not numbers")
         out = np.zeros((rows, cols), dtype=data.dtype)
         if stub.layout == "coo":
-            r, c = np.asarray(s.get("row", s.get("coords", [None])[0])), np.asarray(s.get("col", s.get("coords", [None, None])[1]))
-            np.add.at(out, (r.astype(np.int64), c.astype(np.int64)), data)
+            coords = s.get("coords") or (s.get("row"), s.get("col"))  # scipy >= 1.13 keeps (row, col) as coords
+            r, c = (np.asarray(x, np.int64) for x in coords[:2])
+            np.add.at(out, (r, c), data)
             return out
         indices, indptr = np.asarray(s["indices"], np.int64), np.asarray(s["indptr"], np.int64)
         major = rows if stub.layout == "csr" else cols

@@ -27,7 +27,12 @@ import scipy.sparse
 pytest.importorskip("smplx")
 
 from motionclip.core.cli import main  # noqa: E402
-from motionclip.core.safe_pickle import ForbiddenGlobalError, UnsafePickleError, read_model_arrays, save_plain_npz  # noqa: E402
+from motionclip.core.safe_pickle import (  # noqa: E402
+    ForbiddenGlobalError,
+    UnsafePickleError,
+    read_model_arrays,
+    save_plain_npz,
+)
 from motionclip.core.skeleton import SMPL_MODEL_ENV, BodyModelError, load_skeleton  # noqa: E402
 from test_body_model import check_skeleton, make_model  # noqa: E402
 
@@ -316,7 +321,8 @@ def test_convert_smpl(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "pose_training_info" in printed and f"--smpl-model {out}" in printed
     with np.load(out, allow_pickle=False) as z:  # plain arrays only
-        assert np.array_equal(z["shapedirs"], truth["shapedirs"]) and np.array_equal(z["J_regressor"], truth["J_regressor"])
+        assert np.array_equal(z["shapedirs"], truth["shapedirs"])
+        assert np.array_equal(z["J_regressor"], truth["J_regressor"])
         assert "pose_training_info" not in z.files and str(z["bs_style"]) == "lbs"
     check_skeleton(load_skeleton(out), truth, "smpl")
     assert sorted(p.name for p in out.parent.iterdir()) == ["SMPL_NEUTRAL.npz"]  # no partial file left

@@ -72,8 +72,8 @@ def archive(path, root, storages: dict[str, bytes], byteorder: bytes | None = No
         setattr(fake, type(value).__qualname__, type(value))
     names = ("__torch__", "__torch__.clip", "__torch__.clip.model")  # importable while pickling only
     saved = {n: sys.modules.get(n) for n in names}
-    sys.modules.update({"__torch__": types.ModuleType("__torch__"), "__torch__.clip": types.ModuleType("__torch__.clip"),
-                        "__torch__.clip.model": fake})
+    sys.modules.update({"__torch__": types.ModuleType("__torch__"),
+                        "__torch__.clip": types.ModuleType("__torch__.clip"), "__torch__.clip.model": fake})
     buf = io.BytesIO()
     try:
         _Pickler(buf, protocol=2).dump(root)
