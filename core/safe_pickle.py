@@ -16,7 +16,6 @@ ForbiddenGlobalError naming the file and the forbidden name; nothing it names is
 
 from __future__ import annotations
 
-import codecs
 import io
 import os
 import pickle
@@ -52,8 +51,8 @@ class ForbiddenGlobalError(UnsafePickleError):
 
 class RestrictedUnpickler(pickle.Unpickler):
     """pickle.Unpickler that resolves only the (module, name) pairs in `allowed`, else raises
-    ForbiddenGlobalError. `allowed` may map a pair to None: any name in that module goes to
-    `fallback(module, name)` (used for TorchScript's generated `__torch__.*` classes)."""
+    ForbiddenGlobalError. A module starting with one of `prefixes` goes to `fallback(module, name)`
+    instead (TorchScript's generated `__torch__.*` classes become inert placeholders)."""
 
     def __init__(self, fh: BinaryIO, file: str, allowed: dict[tuple[str, str], Any], what: str, *,
                  fallback: Callable[[str, str], Any] | None = None, prefixes: tuple[str, ...] = (),
@@ -78,9 +77,13 @@ class RestrictedUnpickler(pickle.Unpickler):
 _MISSING = object()
 
 
+_LATIN1 = {"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso_8859_1", "l1"}
+
+
 def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
-    """What Python 3 protocol 0-2 pickles call (_codecs.encode) to store bytes; latin-1 only."""
-    if codecs.lookup(encoding).name != "iso8859-1" or not isinstance(text, str):
+    """What Python 3 protocol 0-2 pickles call (_codecs.encode) to store bytes; latin-1 only (no codec
+    lookup, which could import an encodings module the file names)."""
+    if str(encoding).lower() not in _LATIN1 or errors != "strict" or not isinstance(text, str):
         raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}: only latin-1 text is allowed")
     return text.encode("latin1", errors)
 
@@ -94,7 +97,7 @@ def _reconstructor(cls: type, base: type, state: Any) -> Any:
 
 class _Stub:
     """Stands in for a class of a model file (chumpy.Ch, scipy.sparse matrices) while unpickling;
-    `state` keeps what the pickle gave, and `_finish` turns the stub into a numpy array."""
+    `state` keeps what the pickle gave, and finish() turns the stub into a numpy array."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "_Stub":
         obj = object.__new__(cls)
@@ -108,16 +111,17 @@ class _Stub:
 
 
 class _ChumpyArray(_Stub):
-    kind = "chumpy.ch.Ch"
+    """chumpy.ch.Ch: its array is state['x']."""
 
 
 class _SparseMatrix(_Stub):
-    kind = "sparse"
+    """A scipy.sparse matrix of one layout (csc, csr, coo): its arrays and shape are in `state`."""
+
     layout = ""
 
 
 def _sparse_class(layout: str) -> type:
-    return type(f"_Sparse_{layout}", (_SparseMatrix,), {"layout": layout, "kind": f"scipy.sparse.{layout}_matrix"})
+    return type(f"_Sparse_{layout}", (_SparseMatrix,), {"layout": layout})
 
 
 def _numpy_allowed() -> dict[tuple[str, str], Any]:
