@@ -543,6 +543,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "motionclip.core.blender_batch",
     "motionclip.render.cli",
     "motionclip.render.gallery",
+    "motionclip.core.smpl_convert",
 )
 
 

@@ -70,7 +70,7 @@ class MotionModel:
 
     def __init__(self, run_dir: str | Path | None = None, device: str | torch.device | None = "auto",
                  encoder=None, text_cache_size: int = 1024):
-        from .encoders import load_encoder
+        from .encoders import load_run_encoder
 
         self.device = pick_device(device)
         self.run_dir = Path(run_dir) if run_dir else builtin_run_dir()
@@ -79,7 +79,8 @@ class MotionModel:
         self.model, self.config = load_model(self.run_dir, self.device)
         identity = self.config["encoder"]
         if encoder is None:
-            encoder = load_encoder(identity.get("spec") or identity["name"], device=self.device, text_only=True)
+            # The run's own spec, where a run may point (no weights file outside the CLIP cache).
+            encoder = load_run_encoder(identity, self.run_dir, device=self.device, text_only=True)
         encoder.check_identity(identity, what=f"the model in {self.run_dir}")
         self.encoder = encoder
         self.fps = float(self.config.get("data", {}).get("fps", 30.0))

@@ -2,8 +2,8 @@
 
 SMPL is Y-up, metres, and faces +Z in its rest (T) pose; its left side is +X.
 A rest skeleton comes either from the user's own SMPL / SMPL-X / SMPL-H model file
-(licensed, never shipped; read through `smplx`) or from the built-in neutral skeleton
-below, which needs no licensed file.
+(licensed, never shipped; read without unpickling code by core.safe_pickle, then built by
+`smplx`) or from the built-in neutral skeleton below, which needs no licensed file.
 """
 
 from __future__ import annotations
@@ -174,7 +174,8 @@ def load_skeleton(model_path: str | os.PathLike | None = None, gender: str = "ne
 
     model_path: a model file or a folder; None: the environment variable MOTIONCLIP_SMPL_MODEL,
     and if that is unset or empty, the built-in neutral skeleton.
-    A file (SMPL .pkl / .npz, SMPL-H .pkl / .npz, SMPL-X .npz / .pkl) is read through `smplx`;
+    A file (SMPL .pkl / .npz, SMPL-H .pkl / .npz, SMPL-X .npz / .pkl) is read without running
+    code (core.safe_pickle refuses a pickle that names anything but arrays) and built by `smplx`;
     its type comes from its name (smpl / smplh / smplx, or SMPL's official basicmodel_*), else
     from its folders' names (AMASS's smplh/<gender>/model.npz); its gender likewise, else `gender`.
     A folder is searched for `<TYPE>_<GENDER>.npz` / `.pkl` (any case), in it and in its smpl /
@@ -212,7 +213,7 @@ def load_skeleton(model_path: str | os.PathLike | None = None, gender: str = "ne
         )
     gender = file_gender or want_gender
     try:
-        import smplx  # licensed model files are read through the official package
+        import smplx  # the official package builds the model from the file's arrays
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise BodyModelError(f"reading {file} needs the `smplx` package: pip install 'motionclip[smpl]'") from exc
     model = _build_model(smplx, file, model_type, gender)
@@ -251,9 +252,14 @@ def load_skeleton(model_path: str | os.PathLike | None = None, gender: str = "ne
 
 
 def _build_model(smplx, file: Path, model_type: str, gender: str):
-    """An smplx body model read from `file` (its buffers are all load_skeleton needs)."""
+    """An smplx body model read from `file` (its buffers are all load_skeleton needs).
+
+    The file is read here, never by smplx (which would unpickle it): pickles and object arrays go
+    through core.safe_pickle's restricted unpickler, and smplx gets plain arrays."""
     import contextlib
     import io
+
+    from .safe_pickle import UnsafePickleError
 
     label = _TYPE_LABEL[model_type]
     suffix = file.suffix.lower()
@@ -263,33 +269,23 @@ def _build_model(smplx, file: Path, model_type: str, gender: str):
             f"(e.g. {_EXAMPLE_FILE[model_type]}), not {suffix or 'a file without an extension'}."
         )
     try:
+        data = _read_model_data(file)
         # smplx prints a warning for models with few shape coefficients (every SMPL file); hush it.
         with contextlib.redirect_stdout(io.StringIO()):
             if model_type == "smplx":
-                return smplx.SMPLX(str(file), ext=suffix[1:], gender=gender, use_pca=False)
-            # smplx reads SMPL only from a pickle and SMPL-H only with hand PCA; read the file
-            # here and hand smplx its contents, so an .npz SMPL file and AMASS's SMPL+H work too.
+                return _smplx_from_arrays(smplx, file, data, gender)
+            # smplx reads SMPL only from a pickle and SMPL-H only with hand PCA; hand smplx the
+            # arrays, so an .npz SMPL file and AMASS's SMPL+H work too.
             from smplx.utils import Struct
 
-            data = _read_model_data(file)
             if model_type == "smpl":
                 return smplx.SMPL(str(file), data_struct=Struct(**data), gender=gender)
             if not any(k in data for k in _HAND_PCA_KEYS):  # AMASS "extended SMPL+H": no hand PCA
                 data.update(hands_componentsl=_zeros(45, 45), hands_componentsr=_zeros(45, 45),
                             hands_meanl=_zeros(45), hands_meanr=_zeros(45))
             return smplx.SMPLH(str(file), data_struct=Struct(**data), gender=gender, use_pca=False)
-    except BodyModelError:
-        raise
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] == "chumpy":
-            raise BodyModelError(
-                f"{file} stores chumpy objects, as the original {label} downloads do, and cannot be read "
-                f"without the old `chumpy` package (which no longer installs with current numpy). Convert "
-                f"it once with tools/clean_ch.py from the smplx repository (github.com/vchoutas/smplx), in "
-                f"an environment that has chumpy: python tools/clean_ch.py --input-models {file} "
-                f"--output-folder OUT; then give the cleaned file from OUT."
-            ) from exc
-        raise BodyModelError(f"{file} could not be read as an {label} model: it needs the module {exc.name!r}.") from exc
+    except UnsafePickleError as exc:
+        raise BodyModelError(f"{exc} (while loading it as an {label} model)") from None
     except AttributeError as exc:
         # smplx reads the file's arrays as attributes of a Struct: a missing one is a missing key.
         key = getattr(exc, "name", None)
@@ -300,8 +296,28 @@ def _build_model(smplx, file: Path, model_type: str, gender: str):
                 f"file's name, so check that the name says smpl, smplh or smplx correctly."
             ) from exc
         raise _unreadable(file, model_type, exc) from exc
-    except Exception as exc:  # smplx / numpy / pickle raise assorted errors for unreadable files
+    except Exception as exc:  # smplx / numpy / zipfile raise assorted errors for unreadable files
         raise _unreadable(file, model_type, exc) from exc
+
+
+def _smplx_from_arrays(smplx, file: Path, data: dict, gender: str):
+    """smplx.SMPLX reads only a file, with np.load(allow_pickle=True). A plain-array .npz (as
+    convert-smpl writes) holds nothing it could unpickle, so smplx reads it directly; for anything
+    else (a pickle, an .npz with object arrays) it reads a plain-array copy of `data`."""
+    import tempfile
+
+    import numpy as np
+
+    from .safe_pickle import save_plain_npz
+
+    with open(file, "rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"
+    if is_zip and all(isinstance(v, np.ndarray) and not v.dtype.hasobject for v in data.values()):
+        return smplx.SMPLX(str(file), ext="npz", gender=gender, use_pca=False)
+    with tempfile.TemporaryDirectory(prefix="motionclip-smplx-") as tmp:
+        plain = Path(tmp) / f"SMPLX_{gender.upper()}.npz"
+        save_plain_npz(plain, data)
+        return smplx.SMPLX(str(plain), ext="npz", gender=gender, use_pca=False)
 
 
 def _unreadable(file: Path, model_type: str, exc: Exception) -> BodyModelError:
@@ -314,22 +330,14 @@ def _unreadable(file: Path, model_type: str, exc: Exception) -> BodyModelError:
 
 
 def _read_model_data(file: Path) -> dict:
-    """The named arrays of an SMPL-family .pkl or .npz file (pickles are trusted: the user's own)."""
-    import pickle
+    """The named arrays of an SMPL-family .pkl or .npz file, read without running code
+    (core.safe_pickle: chumpy arrays and scipy.sparse matrices come back as numpy arrays)."""
+    from .safe_pickle import read_model_arrays
 
-    import numpy as np
-
-    if file.suffix.lower() == ".npz":
-        data = np.load(file, allow_pickle=True)  # a pickle saved as .npz comes back as itself
-        if isinstance(data, np.lib.npyio.NpzFile):
-            with data:
-                data = dict(data.items())
-    else:
-        with open(file, "rb") as fh:
-            data = pickle.load(fh, encoding="latin1")
+    data = read_model_arrays(file)
     if not isinstance(data, dict):
         raise TypeError(f"the file holds a {type(data).__name__}, not a model's named arrays")
-    return data
+    return {str(k): v for k, v in data.items()}
 
 
 def _zeros(*shape: int):

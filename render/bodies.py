@@ -3,8 +3,8 @@
     mannequin   the wooden mannequin of the Apache-2.0 package mannequin-x, driven by SMPL-X body
                 rotations (SMPL joints 1-21); no licensed file needed. Decimated to
                 `max_faces` triangles by default (48k -> 12k), which software OpenGL draws 2-3x faster.
-    smpl        the SMPL / SMPL-H / SMPL-X mesh of the user's own model file (read through `smplx`
-                by core.skeleton.load_skeleton), skinned with its own weights at zero shape; pose
+    smpl        the SMPL / SMPL-H / SMPL-X mesh of the user's own model file (read without unpickling
+                code and built through `smplx` by core.skeleton.load_skeleton), skinned with its own weights at zero shape; pose
                 blend shapes are not applied.
     skeleton    capsules along the bones and a ball for the head: needs nothing, draws fastest.
 

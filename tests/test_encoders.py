@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 from pathlib import Path
 
@@ -329,3 +330,200 @@ def test_cache_dataset_texts(tmp_path, tiny_clip):
     assert torch.allclose(reloaded.get(["a person jumps"]), tiny_clip.encode_text(["a person jumps"]), atol=1e-6)
     with pytest.raises(MotionClipError, match="not a dataset"):
         cache_dataset_texts(tmp_path / "missing", tiny_clip, progress=False)
+
+
+# ---- weights files are data, and a run directory points only where it may -------------------
+
+class Touch:
+    """Unpickled, runs `touch MARKER` (os.system): the payload of the hostile files below."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+@pytest.fixture
+def no_torchscript(monkeypatch):
+    """torch.jit.load (which runs an archive's TorchScript) fails the test if anything calls it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"torch.jit.load called: {args!r}")
+    monkeypatch.setattr(torch.jit, "load", refuse)
+
+
+@pytest.fixture(scope="module")
+def traced_clip(tiny_clip, tmp_path_factory) -> Path:
+    """The tiny CLIP saved as OpenAI saves theirs: a TorchScript archive (torch.jit.trace + save)."""
+    import warnings
+
+    path = tmp_path_factory.mktemp("jit") / "tiny-clip-jit.pt"
+    inputs = (torch.rand(1, 3, 32, 32), torch.randint(0, 49407, (1, 77)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.trace(tiny_clip.model, inputs, check_trace=False).save(str(path))
+    return path
+
+
+def test_torchscript_archive_loads_as_tensors(traced_clip, tiny_clip, no_torchscript):
+    import zipfile
+
+    assert any("/code/" in n for n in zipfile.ZipFile(traced_clip).namelist())  # an archive with code
+    loaded = load_encoder(f"clip:{traced_clip}", device="cpu")
+    assert loaded.fingerprint == tiny_clip.fingerprint and loaded.image_fingerprint == tiny_clip.image_fingerprint
+    assert torch.allclose(loaded.encode_text(TEXTS), tiny_clip.encode_text(TEXTS), atol=1e-6)
+
+
+def test_safetensors_weights_load(tmp_path, tiny_clip):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "tiny-clip.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_clip.model.state_dict().items()}, str(path))
+    assert load_encoder(f"clip:{path}", device="cpu").fingerprint == tiny_clip.fingerprint
+
+
+@pytest.mark.parametrize("form", ["torchscript", "torch.save"])
+def test_hostile_weights_file_is_refused(tmp_path, traced_clip, form, no_torchscript):
+    import zipfile
+
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "ViT-B-32.pt"
+    if form == "torch.save":
+        torch.save({"text_projection": Touch(marker)}, path)
+    else:  # OpenAI's archive with its data.pkl swapped for a payload
+        with zipfile.ZipFile(traced_clip) as src, zipfile.ZipFile(path, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item.filename)
+                if item.filename.endswith("/data.pkl"):
+                    data = pickle.dumps({"text_projection": Touch(marker)}, protocol=2)
+                dst.writestr(item, data)
+    with pytest.raises(EncoderError) as err:
+        load_encoder(f"clip:{path}", device="cpu")
+    msg = str(err.value)
+    assert str(path) in msg and "posix.system" in msg and "was not loaded" in msg
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run trained for two steps with the random tiny CLIP (its config records that spec)."""
+    from motionclip.core.data.synth import synthesize
+    from motionclip.train.autoencoder import load_train_config, train_autoencoder
+
+    root = tmp_path_factory.mktemp("encoder-run")
+    synthesize(root / "data", clips=12, seed=0, progress=False)
+    cfg = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
+               encoder="clip-random:tiny", epochs=1, batch_size=8, window=40, max_steps_per_epoch=2)
+    train_autoencoder(root / "data", root / "run", load_train_config(None, cfg), progress=False)
+    return root / "run"
+
+
+def run_naming(tiny_run: Path, tmp_path: Path, spec: str) -> Path:
+    """A copy of the tiny run whose config.json names `spec` as its text encoder, as a run trained
+    with the tiny CLIP's weights from that file records it (same weights, so the same fingerprint)."""
+    import shutil
+
+    run = tmp_path / "stranger-run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["encoder"].update(spec=spec, name="clip:custom-e64-t64x2")
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+@pytest.fixture
+def clip_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "clip-cache"
+    cache.mkdir()
+    monkeypatch.setenv("MOTIONCLIP_CLIP_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def no_file_reads(monkeypatch):
+    """Fails the test if any weights file is opened (the refusals below must not open one)."""
+    from motionclip.core.encoders import torch_weights
+
+    def refuse(path, *args, **kwargs):
+        raise AssertionError(f"weights file opened: {path}")
+    monkeypatch.setattr(torch_weights, "read_weights", refuse)
+
+
+@pytest.mark.parametrize("target", ["weights outside the cache", "/etc/passwd"])
+def test_run_naming_a_file_outside_the_cache_is_refused(tiny_run, traced_clip, tmp_path, clip_cache, target,
+                                                        no_file_reads):
+    from motionclip.core.inference import MotionModel
+
+    named = traced_clip if target != "/etc/passwd" else Path("/etc/passwd")
+    run = run_naming(tiny_run, tmp_path, f"clip:{named}")
+    with pytest.raises(EncoderError) as err:
+        MotionModel(run, device="cpu")
+    msg = str(err.value)
+    assert str(run / "config.json") in msg and str(named) in msg and "not opened" in msg
+    assert str(clip_cache) in msg and "MOTIONCLIP_CLIP_DIR" in msg and "--text-encoder" in msg
+
+
+def test_run_file_found_in_the_cache_by_name(tiny_run, traced_clip, tmp_path, clip_cache, tiny_clip,
+                                              no_torchscript):
+    import shutil
+
+    from motionclip.core.inference import MotionModel
+
+    run = run_naming(tiny_run, tmp_path, f"clip:{traced_clip}")
+    shutil.copy(traced_clip, clip_cache / traced_clip.name)  # "copy it into the CLIP cache folder"
+    model = MotionModel(run, device="cpu")
+    assert model.encoder.fingerprint == tiny_clip.fingerprint
+    assert model.generate("a person walks", frames=20).num_frames == 20
+
+
+def test_run_file_inside_the_cache_and_the_users_own_choice(tiny_run, traced_clip, tmp_path, monkeypatch,
+                                                            tiny_clip, no_torchscript):
+    from motionclip.core.inference import MotionModel
+
+    run = run_naming(tiny_run, tmp_path, f"clip:{traced_clip}")
+    monkeypatch.setenv("MOTIONCLIP_CLIP_DIR", str(traced_clip.parent))  # the folder that holds it
+    assert MotionModel(run, device="cpu").encoder.fingerprint == tiny_clip.fingerprint
+    monkeypatch.setenv("MOTIONCLIP_CLIP_DIR", str(tmp_path / "elsewhere"))
+    mine = load_encoder(f"clip:{traced_clip}", device="cpu", text_only=True)  # given by the user
+    assert MotionModel(run, device="cpu", encoder=mine).encoder is mine
+
+
+def test_run_encoder_spec_rules(tmp_path, clip_cache):
+    from motionclip.core.encoders import run_encoder_spec
+
+    for spec in ("minilm", "clip-random:tiny", "clip", "clip:ViT-B/32", f"moclip:{tmp_path}"):
+        assert run_encoder_spec({"spec": spec}, tmp_path) == spec  # no file of the run's choosing
+    assert run_encoder_spec({"name": "clip:ViT-L/14"}, tmp_path) == "clip:ViT-L/14"
+    inside = clip_cache / "sub" / "w.pt"
+    assert run_encoder_spec({"spec": f"clip:{inside}"}, tmp_path) == f"clip:{inside}"
+    assert run_encoder_spec({"spec": f"clip:{clip_cache}/../x/../clip-cache/w.pt"}, tmp_path).endswith("w.pt")
+    with pytest.raises(EncoderError, match="not opened"):
+        run_encoder_spec({"spec": f"clip:{clip_cache}/../w.pt"}, tmp_path)
+    for bad in ({}, {"spec": ""}, {"spec": None, "name": 3}, "minilm"):
+        with pytest.raises(EncoderError, match="names no text encoder") as err:
+            run_encoder_spec(bad, tmp_path)
+        assert str(tmp_path / "config.json") in str(err.value)
+
+
+def moclip_run_naming(folder: Path, teacher: str) -> Path:
+    """A MoCLIP run directory's config.json (only what is read before any weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"format": "motionclip-run", "kind": "moclip", "model": {},
+                                                    "student": {"fingerprint": "0" * 16},
+                                                    "encoder": {"spec": teacher, "name": teacher}}))
+    return folder
+
+
+def test_moclip_teacher_is_held_to_the_same_rules(tmp_path, traced_clip, clip_cache, no_file_reads):
+    run = moclip_run_naming(tmp_path / "moclip-run", f"clip:{traced_clip}")
+    with pytest.raises(EncoderError) as err:
+        load_encoder(f"moclip:{run}")
+    assert str(run / "config.json") in str(err.value) and str(traced_clip) in str(err.value)
+
+
+def test_moclip_runs_naming_each_other_stop(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    moclip_run_naming(a, f"moclip:{b}")
+    moclip_run_naming(b, f"moclip:{a}")
+    with pytest.raises(EncoderError, match="more than 8 deep"):
+        load_encoder(f"moclip:{a}")

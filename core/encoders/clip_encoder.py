@@ -3,7 +3,8 @@
 Weights come only from local files, never from the network:
   - ClipEncoder.from_cache("ViT-B/32"): the file clip.load("ViT-B/32") would have downloaded,
     ~/.cache/clip/ViT-B-32.pt (or $MOTIONCLIP_CLIP_DIR/ViT-B-32.pt);
-  - ClipEncoder.from_file(path): OpenAI's .pt (a TorchScript archive) or torch.save(model.state_dict());
+  - ClipEncoder.from_file(path): OpenAI's .pt (a TorchScript archive, whose tensors are read as data:
+    its code is never run), torch.save(model.state_dict()) (weights_only) or a .safetensors file;
   - build_random_clip("tiny" | "ViT-B/32") + ClipEncoder.from_model(): random weights with the
     package's own CLIP class, for tests ("tiny") and timing benchmarks (real ViT-B/32 sizes).
 
@@ -115,21 +116,19 @@ def arch_name(model: nn.Module) -> str:
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """OpenAI's TorchScript archive or a plain state dict (loaded with weights_only: no pickled code)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit.load is deprecated in recent torch
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
-    except Exception:
-        pass  # not a TorchScript archive: a state dict
-    sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+    """OpenAI's TorchScript archive, a plain state dict or a .safetensors file, read as tensors only
+    (torch_weights: the archive's code is never run, a state dict loads with weights_only)."""
+    from .torch_weights import read_weights
+
+    sd = read_weights(path)
+    if isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
-    if isinstance(sd, dict) and sd and all(k.startswith("model.") for k in sd):
+    if sd and all(k.startswith("model.") for k in sd):
         sd = {k[len("model."):]: v for k, v in sd.items()}  # saved from a ClipEncoder
-    if not isinstance(sd, dict) or "text_projection" not in sd:
+    if "text_projection" not in sd:
         raise ValueError("no CLIP weights in it (no text_projection)")
-    return sd
+    # A TorchScript module's plain tensor attributes (the text transformer's causal mask) are no weights.
+    return {k: v for k, v in sd.items() if not k.endswith("attn_mask")}
 
 
 def _text_only_error() -> EncoderError:
@@ -174,19 +173,23 @@ class ClipEncoder(TextEncoder):
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device | None = None, text_only: bool = False,
                   name: str | None = None) -> "ClipEncoder":
-        """OpenAI's CLIP .pt, or a torch.save(model.state_dict()) of a clip.model.CLIP."""
+        """OpenAI's CLIP .pt, a torch.save(model.state_dict()) of a clip.model.CLIP, or its .safetensors."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise EncoderError(f"CLIP weights file not found: {path}")
+        from ..safe_pickle import UnsafePickleError
+
         clip = import_clip()
         try:
             sd = _read_state_dict(path)
             weights = {k: v for k, v in sd.items() if k not in _META_KEYS}
             model = clip.model.build_model(dict(sd))  # infers the sizes; converts to fp16 on the way
             model.float().load_state_dict(weights)    # reload in fp32: a saved fp32 model round-trips exactly
+        except UnsafePickleError as exc:
+            raise EncoderError(str(exc)) from None
         except Exception as exc:
             raise EncoderError(f"{path}: not a CLIP checkpoint ({type(exc).__name__}: {exc}); expected OpenAI's "
-                               f"CLIP .pt file or torch.save(clip_model.state_dict())") from None
+                               f"CLIP .pt file, torch.save(clip_model.state_dict()) or its .safetensors") from None
         del sd, weights
         enc = cls(model, name or f"clip:{arch_name(model)}", text_only=text_only)  # drops the tower on CPU first
         return enc.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))

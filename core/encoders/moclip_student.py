@@ -3,13 +3,15 @@
 A MoCLIP run (`motionclip train moclip`) stores the student's weights in RUN/model.safetensors
 under "student.", next to the motion head. The student has the teacher's architecture and
 tokenizer, so loading starts from the teacher's base model (`minilm` ships in a package; CLIP
-comes from its weights file, which must still be where the run found it) and puts the student's
+comes from its weights file, by model name or in the CLIP cache folder: a run's config.json may not
+name files elsewhere, see encoders.run_encoder_spec) and puts the student's
 weights over it. The result is an ordinary frozen TextEncoder named "moclip:<run folder name>",
 whose fingerprint (a content hash of the weights) must equal the one the run recorded.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -18,6 +20,14 @@ from .base import EncoderError, TextEncoder
 
 RUN_KIND = "moclip"
 STUDENT_PREFIX = "student."
+MAX_NESTING = 8  # a MoCLIP run whose teacher is a MoCLIP run, ...
+
+
+class _Depth(threading.local):
+    n = 0
+
+
+_DEPTH = _Depth()
 
 
 def student_name(run: str | Path) -> str:
@@ -28,7 +38,14 @@ def make_student(teacher_spec: str, device: str | torch.device | None = None, na
     """A trainable private copy of the teacher's base encoder (the student before training)."""
     from . import load_encoder
 
-    student = load_encoder(teacher_spec, device=device, text_only=True)
+    if _DEPTH.n > MAX_NESTING:
+        raise EncoderError(f"teacher {teacher_spec!r}: MoCLIP runs name each other as teachers more than "
+                           f"{MAX_NESTING} deep (a loop?); check the encoder.spec in their config.json files")
+    _DEPTH.n += 1
+    try:
+        student = load_encoder(teacher_spec, device=device, text_only=True)
+    finally:
+        _DEPTH.n -= 1
     student.unfreeze()  # MiniLM: copies the process-wide shared model, which stays frozen for everyone else
     student.name = name
     return student
@@ -37,6 +54,7 @@ def make_student(teacher_spec: str, device: str | torch.device | None = None, na
 def load_student(run: str | Path, device: str | torch.device | None = None) -> TextEncoder:
     """The frozen student text encoder of a MoCLIP run directory."""
     from ..run import RunError, load_state_into, load_weights, read_config
+    from . import run_encoder_spec
 
     run = Path(run).expanduser()
     try:
@@ -46,7 +64,7 @@ def load_student(run: str | Path, device: str | torch.device | None = None) -> T
     if config.get("kind") != RUN_KIND or "student" not in config:
         raise EncoderError(f"moclip:{run}: not a MoCLIP run (its config.json has no MoCLIP student); give the folder "
                            f"`motionclip train moclip --out RUN` wrote")
-    teacher_spec = config["encoder"].get("spec") or config["encoder"]["name"]
+    teacher_spec = run_encoder_spec(config["encoder"], run)  # a run names files only where it may
     student = make_student(teacher_spec, device=device, name=student_name(run))
     try:
         tensors, _ = load_weights(run / "model.safetensors")
