@@ -175,7 +175,7 @@ def write_output(args: argparse.Namespace, scene, arm, out: Path, first: int, la
     """Render or save the keyed scene as ``args.format`` at ``out``."""
     fmt = args.format
     if fmt in ("mp4", "png", "blend"):  # what the renders show, the .blend holds
-        scene_setup.stage(scene, arm, first, last)
+        scene_setup.stage(scene, arm, first, last, args.engine)
         scene_setup.set_engine(scene, args.engine, args.samples)
         if fmt == "blend":  # renders to <stem>.mp4 beside the .blend ("//": the .blend's folder)
             scene_setup.set_output(scene, "mp4", "//" + out.with_suffix(".mp4").name, args.resolution)
