@@ -10,7 +10,8 @@ relative --out, then reopened in the same Blender as a user would (tests/blender
 check_batch_outputs.py): the .blend holds the camera, floor, light, armature and body the MP4
 shows, its frame range and render output; the FBX, imported with Blender's default settings, has
 its keys on frames 1..N and the same bone positions as the .blend on those frames; the BVH the
-same (bpy 5; Debian's 3.4 BVH importer is broken on Python 3.11). Bad prompts fail alone.
+same, imported with Forward Y, Up Z as the README says (bpy 5; Debian's 3.4 BVH importer is
+broken on Python 3.11). Bad prompts fail alone.
 """
 
 from __future__ import annotations
@@ -207,8 +208,6 @@ def test_every_format_reopens_as_the_batch_promised(name, server, tmp_path) -> N
             for when in ("heads_first", "heads_last"):  # the same pose on the same frame as the .blend
                 for bone in ("Pelvis", "L_Wrist", "R_Ankle", "Head"):
                     a, b = np.array(d[when][bone]), np.array(blend[when][bone])
-                    if fmt == "bvh":  # Blender's BVH exporter writes its Z-up axes; the importer reads Y-up
-                        b = b[[0, 2, 1]] * np.array([1.0, -1.0, 1.0])
                     assert np.allclose(a, b, atol=1e-3), (fmt, when, bone, a, b)
 
 

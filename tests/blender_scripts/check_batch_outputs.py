@@ -3,8 +3,8 @@
     blender -b --python check_batch_outputs.py -- OUT.json FILE...
     .venv-blender/bin/python check_batch_outputs.py -- OUT.json FILE...
 
-A .blend is opened; an .fbx or .bvh is imported into an empty scene with the importer's default
-settings. Per file: the objects by type, the scene's camera, frame range, render output, the SMPL
+A .blend is opened; an .fbx is imported into an empty scene with the importer's default settings,
+a .bvh with its defaults but Forward Y, Up Z (as the README says). Per file: the objects by type, the scene's camera, frame range, render output, the SMPL
 armature's bone names, the keyed frames of its action (first, last, keys per F-curve) and every
 bone's world head position on the first and last keyed frames.
 """
@@ -37,8 +37,9 @@ def describe(path):
         bpy.ops.wm.open_mainfile(filepath=path)
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
+        # BVH: the axes the batch's README states (Blender's exporter writes its own Z-up axes).
         res = (bpy.ops.import_scene.fbx(filepath=path) if path.endswith(".fbx")
-               else bpy.ops.import_anim.bvh(filepath=path))
+               else bpy.ops.import_anim.bvh(filepath=path, axis_forward="Y", axis_up="Z"))
         assert "FINISHED" in res, res
     scene = bpy.context.scene
     d = {"objects": sorted([ob.type, ob.name] for ob in scene.objects),
