@@ -31,7 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-import bpy
+try:
+    import bpy
+except ImportError:  # run by a Python without the bpy module: nothing can run
+    if __name__ == "__main__":
+        print(f"error: {sys.executable} has no bpy module: run this script in Blender (blender -b --python "
+              f"batch.py -- ...) or in a Python with bpy (pip install bpy)", file=sys.stderr, flush=True)
+        sys.exit(2)
+    raise
 
 if not __package__:  # run as a script by Blender: import the add-on package this file lives in
     _pkg_dir = Path(__file__).resolve().parent

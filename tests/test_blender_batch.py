@@ -68,7 +68,7 @@ def test_finder_takes_a_blender_or_a_bpy_python(tmp_path, monkeypatch) -> None:
         headless_blender.find_blender(bpy_env=False)
 
 
-def test_cli_errors_exit_2_with_the_reason(tmp_path, monkeypatch, capsys) -> None:
+def test_cli_errors_exit_2_with_the_reason(tmp_path, monkeypatch, capfd) -> None:
     monkeypatch.delenv(headless_blender.BLENDER_ENV, raising=False)
     prompts = prompts_file(tmp_path)
     fake = tmp_path / "blender"  # a file that is no program: it cannot start
@@ -83,16 +83,18 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path, monkeypatch, capsys) -> Non
     ]
     for extra, message in cases:
         assert main(base + extra) == 2, extra
-        assert message in capsys.readouterr().err, extra
+        assert message in capfd.readouterr().err, extra
     assert main(["blender-batch", "--blender", str(fake), "--prompts", str(tmp_path / "none.txt"), "--out",
                  str(tmp_path / "out")]) == 2
-    assert f"{tmp_path / 'none.txt'}: no such prompt file" in capsys.readouterr().err
+    assert f"{tmp_path / 'none.txt'}: no such prompt file" in capfd.readouterr().err
+    assert main(base + ["--blender", sys.executable]) == 2  # a Python without bpy: the script says so
+    assert f"error: {sys.executable} has no bpy module" in capfd.readouterr().err
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert main(base) == 2
-    assert "no Blender found: install Blender" in capsys.readouterr().err
+    assert "no Blender found: install Blender" in capfd.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(base + ["--format", "gif"])
-    assert exc.value.code == 2 and "invalid choice: 'gif'" in capsys.readouterr().err
+    assert exc.value.code == 2 and "invalid choice: 'gif'" in capfd.readouterr().err
 
 
 def test_a_server_that_does_not_start_is_reported(tmp_path, capsys) -> None:
