@@ -7,7 +7,8 @@ studio light), Cycles and EEVEE.
 
 Which Blender: the `blender` argument, else $MOTIONCLIP_BLENDER, else the project's
 .venv-blender/bin/python (a Python with the bpy module), else `blender` on PATH. Either kind of path works:
-a Blender executable runs `blender -b --python SCRIPT -- JOB`, a Python runs `python SCRIPT -- JOB`.
+a Blender executable runs `blender -b --python SCRIPT -- JOB`, a Python runs `python SCRIPT -- JOB`
+(core/headless_blender.py, which `motionclip blender-batch` uses too).
 """
 
 from __future__ import annotations

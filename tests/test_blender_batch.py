@@ -214,6 +214,29 @@ def test_every_format_reopens_as_the_batch_promised(name, server, tmp_path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", list(BLENDERS))
+def test_a_scene_file_is_kept_and_its_armature_animated(name, server, tmp_path) -> None:  # noqa: F811
+    blender = BLENDERS[name]
+    if blender is None:
+        pytest.skip(f"{name} is not installed here")
+    (tmp_path / "first.json").write_text(json.dumps(PROMPTS[:1]))
+    proc = run_batch(blender, server, tmp_path, "blend", tmp_path / "first.json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scene = Path("out/blend/001_a_person_walks_forward.blend")  # relative, as a user types it
+    (tmp_path / "second.json").write_text(json.dumps([{"prompt": "a person waves", "frames": 20}]))
+    proc = subprocess.run([str(MOTIONCLIP), "blender-batch", "--blender", blender, "--prompts", "second.json",
+                           "--out", "again", "--format", "blend", "--scene", str(scene), "--server", server],
+                          cwd=tmp_path, env=clean_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    again = tmp_path / "again" / "001_a_person_waves.blend"
+    d = reopen(blender, [again], tmp_path)[str(again)]
+    assert d["armatures"] == 1 and d["body_meshes"] == ["SMPL_body"]  # the scene's armature, not a second one
+    assert d["camera"] == "motionclip camera" and sum(t == "LIGHT" for t, _ in d["objects"]) == 1
+    assert d["frame_range"] == [1, 20] and (d["keys"]["first"], d["keys"]["last"]) == (1, 20)
+    assert d["fps"] == 24  # no --fps: the scene file's frame rate
+
+
+@pytest.mark.slow
 def test_bad_prompts_fail_alone_and_the_rest_is_written(server, tmp_path) -> None:  # noqa: F811
     if not BLENDER_PYTHON.exists():
         pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
