@@ -265,6 +265,8 @@ def test_zip_holds_the_addon_protocol_and_backend(addon_zip) -> None:
                 "motionclip_blender/backend/core/cli.py"} <= names
         # The wire protocol is the backend's own file, byte for byte.
         assert zf.read("motionclip_blender/protocol.py") == (REPO / "core" / "protocol.py").read_bytes()
+        # So are the scene pieces both headless Blender pipelines share.
+        assert zf.read("motionclip_blender/shared_scene.py") == (REPO / "render" / "shared_scene.py").read_bytes()
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
         assert all(n.startswith("motionclip_blender/") for n in names)
         manifest = zf.read("motionclip_blender/blender_manifest.toml").decode()
