@@ -124,9 +124,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "blender-batch", help="render or export a list of prompts with Blender, headless",
         description="Generate a motion for every prompt of a file and render it (mp4, png) or export it (blend, "
-                    "fbx, bvh) with a real Blender in background mode. A .blend holds the scene the mp4 shows; FBX keys "
-                    "start at time 0 (Blender's FBX import puts them on frames 1..N). Exit code: 0 all written, 1 some prompts "
-                    "failed (the others are written; see OUT/batch_report.json), 2 nothing could run.")
+                    "fbx, bvh) with a real Blender in background mode. A .blend holds the scene the mp4 shows; "
+                    "FBX keys start at time 0 (Blender's FBX import puts them on frames 1..N). Exit code: 0 all "
+                    "written, 1 some prompts failed (the others are written; see OUT/batch_report.json), 2 nothing "
+                    "could run.")
     p.add_argument("--prompts", type=Path, required=True, help="text file, one prompt a line (or a JSON list)")
     p.add_argument("--out", type=Path, required=True, help="output folder (relative: to the current directory)")
     p.add_argument("--format", choices=("mp4", "png", "blend", "fbx", "bvh"), default="mp4")

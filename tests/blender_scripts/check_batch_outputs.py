@@ -4,8 +4,8 @@
     .venv-blender/bin/python check_batch_outputs.py -- OUT.json FILE...
 
 A .blend is opened; an .fbx is imported into an empty scene with the importer's default settings,
-a .bvh with its defaults but Forward Y, Up Z (as the README says). Per file: the objects by type, the scene's camera, frame range, render output, the SMPL
-armature's bone names, the keyed frames of its action (first, last, keys per F-curve) and every
+a .bvh with its defaults but Forward Y, Up Z (as the README says). Per file: the objects by type,
+the scene's camera, frame range, render output, the SMPL armature's bone names, the keyed frames of its action (first, last, keys per F-curve) and every
 bone's world head position on the first and last keyed frames.
 """
 
