@@ -7,6 +7,8 @@ One zip for both kinds of Blender: a single top-level folder ``motionclip_blende
 
     motionclip_blender/            the add-on (blender_addon/*.py, the manifest)
     motionclip_blender/protocol.py the backend's wire protocol, core/protocol.py, copied as is
+    motionclip_blender/shared_scene.py  the scene set-up both headless Blender pipelines share,
+                                   render/shared_scene.py, copied as is
     motionclip_blender/backend/    the backend's source (core/, train/, render/, pyproject.toml,
                                    README.md): "Install Backend" pip-installs it into a Python
                                    the user chooses, "Start Backend" runs it
@@ -42,6 +44,7 @@ CONTENTS: tuple[tuple[str, str], ...] = (
     ("blender_addon/scene.py", "scene.py"),
     ("blender_addon/ui.py", "ui.py"),
     ("core/protocol.py", "protocol.py"),
+    ("render/shared_scene.py", "shared_scene.py"),
     ("core", "backend/core"),
     ("train", "backend/train"),
     ("render", "backend/render"),

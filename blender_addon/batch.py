@@ -1,8 +1,10 @@
 """Headless batch: generate a motion for every prompt of a file and render or export each.
 
     blender -b [scene.blend] --python batch.py -- --prompts FILE --out DIR
-            [--format mp4|png|blend|fbx|bvh] [--server URL] [--token T] [--seconds S | --frames N]
-            [--fps F] [--seed S] [--engine workbench|eevee|cycles] [--resolution 640x360] [--no-body]
+            [--format mp4|png|blend|fbx|bvh] [--scene scene.blend] [--server URL] [--token T]
+            [--seconds S | --frames N] [--fps F] [--seed S] [--engine workbench|eevee|cycles]
+            [--resolution 640x360] [--no-body]
+    python-with-bpy batch.py -- --prompts FILE --out DIR ...
 
 Prompts: a text file (one prompt a line; blank lines and lines starting with # are skipped) or a
 JSON list of prompts or of objects {"prompt", "seconds" | "frames", "seed", "name"}. A scene
@@ -10,6 +12,11 @@ file given to Blender is used as is: its camera and lights are kept, and an SMPL
 (24 bones with SMPL names) is animated instead of a new one.
 
 Writes DIR/<NNN>_<name>.<ext> per prompt (png: a folder of frames) and DIR/batch_report.json.
+Relative paths are taken from the current directory. Every format gets the same scene: the
+armature (and its stand-in body) keyed on frames 1..N, and for mp4, png and blend a floor, a
+camera tracking the pelvis, a sun and the render settings (a .blend renders to the MP4 the batch
+would have written, beside it). FBX keys start at time 0, so Blender's FBX import with its default
+Animation Offset (1) puts the first pose on frame 1.
 Exit code 0 when every prompt succeeded, 1 when some failed (the others are still written; the
 reasons are printed and in the report), 2 when nothing could run (bad arguments, no backend).
 """
@@ -24,7 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-import bpy
+try:
+    import bpy
+except ImportError:  # run by a Python without the bpy module: nothing can run
+    if __name__ == "__main__":
+        print(f"error: {sys.executable} has no bpy module: run this script in Blender (blender -b --python "
+              f"batch.py -- ...) or in a Python with bpy (pip install bpy)", file=sys.stderr, flush=True)
+        sys.exit(2)
+    raise
 
 if not __package__:  # run as a script by Blender: import the add-on package this file lives in
     _pkg_dir = Path(__file__).resolve().parent
@@ -51,6 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--prompts", type=Path, required=True, help="text file (one prompt a line) or JSON list")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--format", choices=FORMATS, default="mp4")
+    ap.add_argument("--scene", type=Path, default=None, help="a .blend to start from (its camera and lights are kept)")
     ap.add_argument("--server", default=client.DEFAULT_URL, help=f"backend URL (default {client.DEFAULT_URL})")
     ap.add_argument("--token", default="", help="the server's token, if it was started with one")
     length = ap.add_mutually_exclusive_group()
@@ -68,6 +83,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not m or not (16 <= int(m.group(1)) <= 8192 and 16 <= int(m.group(2)) <= 8192):
         ap.error(f"--resolution {args.resolution!r}: give WIDTHxHEIGHT, e.g. 640x360")
     args.resolution = (int(m.group(1)) // 2 * 2, int(m.group(2)) // 2 * 2)  # H.264 wants even sizes
+    # Blender's operators want absolute paths ("not an absolute path"): resolve against the caller's cwd.
+    args.prompts, args.out = args.prompts.expanduser().absolute(), args.out.expanduser().absolute()
+    if args.scene is not None:
+        args.scene = args.scene.expanduser().absolute()
     return args
 
 
@@ -136,9 +155,12 @@ def export(fmt: str, arm, path: Path, first: int, last: int) -> None:
     if fmt == "fbx":
         if not hasattr(bpy.ops.export_scene, "fbx") or not bpy.ops.export_scene.fbx.poll():
             ensure_addon("io_scene_fbx")
+        # The scene's animation stack, every frame keyed (no curve simplification). The keys start
+        # at frame 0 (time 0, see KEY_START): Blender's importer adds its Animation Offset (1).
         res = bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True, object_types={"ARMATURE", "MESH"},
                                        add_leaf_bones=False, bake_anim=True, bake_anim_use_all_actions=False,
-                                       bake_anim_use_nla_strips=False)
+                                       bake_anim_use_nla_strips=False, bake_anim_simplify_factor=0.0,
+                                       bake_anim_force_startend_keying=True)
     else:  # bvh
         try:
             bpy.ops.export_anim.bvh.get_rna_type()
@@ -148,6 +170,69 @@ def export(fmt: str, arm, path: Path, first: int, last: int) -> None:
                                       rotate_mode="NATIVE", root_transform_only=False)
     if "FINISHED" not in res:
         raise RuntimeError(f"Blender's {fmt.upper()} exporter returned {res}")
+
+
+# First keyed frame per format. FBX stores key times in seconds from the scene's frame 0, and
+# Blender's FBX importer puts time t on frame t * fps + Animation Offset (default 1): keys from
+# frame 0 come back on frames 1..N. Every other format keys frames 1..N.
+KEY_START = {"fbx": 0}
+
+
+def write_output(args: argparse.Namespace, scene, arm, out: Path, first: int, last: int) -> None:
+    """Render or save the keyed scene as ``args.format`` at ``out``."""
+    fmt = args.format
+    if fmt in ("mp4", "png", "blend"):  # what the renders show, the .blend holds
+        scene_setup.stage(scene, arm, first, last, args.engine)
+        scene_setup.set_engine(scene, args.engine, args.samples)
+        if fmt == "blend":  # renders to <stem>.mp4 beside the .blend ("//": the .blend's folder)
+            scene_setup.set_output(scene, "mp4", "//" + out.with_suffix(".mp4").name, args.resolution)
+        else:
+            scene_setup.set_output(scene, fmt, str(out) if fmt == "mp4" else str(out / "frame_"), args.resolution)
+    if fmt in ("mp4", "png"):
+        bpy.ops.render.render(animation=True)
+        if fmt == "mp4" and not out.exists():
+            raise RuntimeError(f"Blender wrote no {out.name}; is this Blender built with FFmpeg?")
+    elif fmt == "blend":
+        res = bpy.ops.wm.save_as_mainfile(filepath=str(out), copy=True)
+        if "FINISHED" not in res:
+            raise RuntimeError(f"Blender did not save {out} ({res})")
+    else:
+        export(fmt, arm, out, first, last)
+
+
+def open_scene(args: argparse.Namespace):
+    """The scene to work in: --scene, the .blend Blender was started with, or an empty one."""
+    if args.scene is not None:
+        if not args.scene.is_file():
+            raise BatchError(f"{args.scene}: no such .blend file (--scene)")
+        try:
+            bpy.ops.wm.open_mainfile(filepath=str(args.scene))
+        except RuntimeError as exc:
+            raise BatchError(f"{args.scene}: Blender cannot open it ({str(exc).strip()})") from None
+    elif not bpy.data.filepath:  # no scene file given: start from an empty scene, not the default cube
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def run_job(args: argparse.Namespace, api, scene, arm, job: dict, fps: float):
+    """Generate, key and write one prompt; returns (armature, output path, motion)."""
+    frames = job.get("frames", args.frames)
+    seconds = job.get("seconds", args.seconds if frames is None else None)
+    if frames is None and seconds is None:
+        seconds = 4.0
+    motion = api.generate(job["prompt"], frames=frames, seconds=seconds, fps=fps, seed=job.get("seed", args.seed))
+    if arm is None:
+        arm = rig.build_armature("SMPL", motion.rest_offsets)
+        if not args.no_body:
+            body.add_body(arm)
+    first = KEY_START.get(args.format, 1)
+    last = first + motion.num_frames - 1
+    rig.apply_motion(arm, motion, rig.action_name_for(job["prompt"]), first, meta={"motionclip_prompt": job["prompt"]})
+    scene.frame_start, scene.frame_end = first, last
+    scene.frame_set(first)
+    out = args.out / (job["stem"] + ("" if args.format == "png" else f".{args.format}"))
+    write_output(args, scene, arm, out, first, last)
+    return arm, out, motion
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,9 +246,7 @@ def run(args: argparse.Namespace) -> int:
         health = api.health(timeout=10.0)
     except client.BackendError as exc:
         raise BatchError(str(exc)) from None
-    if not bpy.data.filepath:  # no scene file given: start from an empty scene, not the default cube
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
+    scene = open_scene(args)
     fps = args.fps or scene.render.fps / scene.render.fps_base
     if args.fps:
         scene.render.fps, scene.render.fps_base = max(1, round(args.fps)), max(1, round(args.fps)) / args.fps
@@ -179,34 +262,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         item = {"prompt": job["prompt"], "where": job["where"]}
         try:
-            frames = job.get("frames", args.frames)
-            seconds = job.get("seconds", args.seconds if frames is None else None)
-            if frames is None and seconds is None:
-                seconds = 4.0
-            motion = api.generate(job["prompt"], frames=frames, seconds=seconds, fps=fps,
-                                  seed=job.get("seed", args.seed))
-            if arm is None:
-                arm = rig.build_armature("SMPL", motion.rest_offsets)
-                if not args.no_body:
-                    body.add_body(arm)
-            rig.apply_motion(arm, motion, rig.action_name_for(job["prompt"]), 1,
-                             meta={"motionclip_prompt": job["prompt"]})
-            first, last = 1, motion.num_frames
-            scene.frame_start, scene.frame_end = first, last
-            scene.frame_set(first)
-            out = args.out / (job["stem"] + ("" if args.format == "png" else f".{args.format}"))
-            if args.format in ("mp4", "png"):
-                scene_setup.stage(scene, arm, first, last)
-                scene_setup.set_engine(scene, args.engine, args.samples)
-                scene_setup.set_output(scene, args.format,
-                                       str(out) if args.format == "mp4" else str(out / "frame_"), args.resolution)
-                bpy.ops.render.render(animation=True)
-                if args.format == "mp4" and not out.exists():
-                    raise RuntimeError(f"Blender wrote no {out.name}; is this Blender built with FFmpeg?")
-            elif args.format == "blend":
-                bpy.ops.wm.save_as_mainfile(filepath=str(out), copy=True)
-            else:
-                export(args.format, arm, out, first, last)
+            arm, out, motion = run_job(args, api, scene, arm, job, fps)
             item.update(status="ok", file=str(out), frames=motion.num_frames, fps=motion.fps,
                         seconds=round(time.monotonic() - t0, 2))
             print(f"[{i}/{len(jobs)}] {job['prompt']!r}: {motion.num_frames} frames -> {out} "

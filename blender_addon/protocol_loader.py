@@ -1,24 +1,29 @@
-"""Where the add-on gets the wire protocol from: one file, the backend's ``core/protocol.py``.
+"""Where the add-on gets the backend's shared files from: the wire protocol (``core/protocol.py``)
+and the scene pieces both headless Blender pipelines use (``render/shared_scene.py``).
 
-In the built zip, build_addon.py puts a copy beside this file (``protocol.py``); in a source
-checkout the add-on reads ``../core/protocol.py`` directly. Standard library only either way.
+In the built zip, build_addon.py puts copies beside this file (``protocol.py``,
+``shared_scene.py``); in a source checkout the add-on reads ``../core/protocol.py`` and
+``../render/shared_scene.py`` directly, the latter's ``load_module`` loading the former.
+Standard library and numpy only either way.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 try:
-    from . import protocol  # noqa: F401  (the built add-on)
+    from . import protocol, shared_scene  # noqa: F401  (the built add-on)
 except ImportError:
-    _source = Path(__file__).resolve().parent.parent / "core" / "protocol.py"
-    if not _source.exists():
-        raise ImportError(f"the motionclip wire protocol is missing: neither {Path(__file__).parent / 'protocol.py'} "
-                          f"nor {_source} exists; install the add-on from the zip build_addon.py makes") from None
-    _name = f"{__package__}.protocol"
-    _spec = importlib.util.spec_from_file_location(_name, _source)
-    protocol = importlib.util.module_from_spec(_spec)
-    sys.modules[_name] = protocol
-    _spec.loader.exec_module(protocol)
+    _repo = Path(__file__).resolve().parent.parent
+    _sources = (_repo / "core" / "protocol.py", _repo / "render" / "shared_scene.py")
+    _missing = [str(p) for p in _sources if not p.exists()]
+    if _missing:
+        raise ImportError(f"the motionclip wire protocol or scene helpers are missing: neither "
+                          f"{Path(__file__).parent / 'protocol.py'} nor {', '.join(_missing)} exists; install the "
+                          "add-on from the zip build_addon.py makes") from None
+    if str(_sources[1].parent) not in sys.path:
+        sys.path.append(str(_sources[1].parent))  # appended: it shadows nothing
+    import shared_scene
+
+    protocol = shared_scene.load_module(f"{__package__}.protocol", _sources[0])

@@ -1,18 +1,23 @@
 """Scene set-up for rendering a generated motion: floor, camera that keeps the body in view,
-light, engine and output settings, for Blender 3.4 to 5.x."""
+light, engine and output settings, for Blender 3.4 to 5.x. The pieces (engine, world, materials,
+floor, sun, camera) are the ones ``motionclip render --renderer blender`` uses too:
+shared_scene.py (render/shared_scene.py in the source tree)."""
 
 from __future__ import annotations
-
-import math
 
 import bpy
 import numpy as np
 from mathutils import Vector
 
+from .protocol_loader import shared_scene
 from .rig import TAG
 
-ENGINES = {"workbench": ("BLENDER_WORKBENCH",), "eevee": ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"),
-           "cycles": ("CYCLES",)}
+ENGINES = shared_scene.ENGINES
+# The sun shines down and away from the default camera (the body faces -Y): 50 degrees from straight
+# down, turned 30 degrees about Z.
+SUN_DIRECTION = (-0.3830, 0.6634, -0.6428)
+FLOOR_COLOR = (0.35, 0.37, 0.4)
+WORLD_COLOR = (0.6, 0.65, 0.7)
 _FEET = ("L_Ankle", "R_Ankle", "L_Foot", "R_Foot")
 
 
@@ -33,16 +38,7 @@ def sample_extent(scene, arm, first: int, last: int, step: int = 3) -> tuple[np.
     return pts.min(0), pts.max(0), float(min(feet)) if feet else float(pts[:, 2].min())
 
 
-def _tagged(name: str, data, scene):
-    ob = bpy.data.objects.get(name)
-    if ob is None:
-        ob = bpy.data.objects.new(name, data)
-        scene.collection.objects.link(ob)
-        ob[TAG] = 1
-    return ob
-
-
-def stage(scene, arm, first: int, last: int) -> None:
+def stage(scene, arm, first: int, last: int, engine: str = "workbench") -> None:
     """Floor under the feet, a camera framing the whole motion and tracking the pelvis, a sun.
     A camera or light the scene already has is kept."""
     lo, hi, floor_z = sample_extent(scene, arm, first, last)
@@ -51,19 +47,14 @@ def stage(scene, arm, first: int, last: int) -> None:
 
     floor = bpy.data.objects.get("motionclip floor")
     if floor is None:
-        mesh = bpy.data.meshes.new("motionclip floor")
-        mesh.from_pydata([(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [], [(0, 1, 2, 3)])
-        floor = _tagged("motionclip floor", mesh, scene)
-        mat = bpy.data.materials.new("motionclip floor")
-        mat.diffuse_color = (0.35, 0.37, 0.4, 1.0)
-        mesh.materials.append(mat)
+        mat = shared_scene.make_material("motionclip floor", FLOOR_COLOR, engine, roughness=1.0)
+        floor = shared_scene.add_floor(scene, "motionclip floor", [(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)],
+                                       mat, tag=TAG)
     floor.location = (center[0], center[1], floor_z - 0.04)
     floor.scale = (size * 4 + 20, size * 4 + 20, 1)
 
     if scene.camera is None:
-        cam = _tagged("motionclip camera", bpy.data.cameras.new("motionclip camera"), scene)
-        cam.data.lens = 35
-        scene.camera = cam
+        shared_scene.add_camera(scene, "motionclip camera", lens=35, tag=TAG)
     cam = scene.camera
     if cam.get(TAG):
         # The body faces -Y in Blender (SMPL's +Z): look at it from the front, a little to the side and above.
@@ -75,35 +66,13 @@ def stage(scene, arm, first: int, last: int) -> None:
         track.track_axis, track.up_axis = "TRACK_NEGATIVE_Z", "UP_Y"
 
     if not any(ob.type == "LIGHT" for ob in scene.objects):
-        sun = _tagged("motionclip sun", bpy.data.lights.new("motionclip sun", "SUN"), scene)
-        sun.data.energy = 3.0
-        sun.rotation_euler = (math.radians(50), 0.0, math.radians(30))
+        shared_scene.add_sun(scene, "motionclip sun", SUN_DIRECTION, 3.0, tag=TAG)
 
 
 def set_engine(scene, engine: str, samples: int = 16) -> str:
-    for ident in ENGINES[engine]:
-        try:
-            scene.render.engine = ident
-            break
-        except TypeError:
-            continue
-    else:
-        raise ValueError(f"this Blender has no {engine} engine")
-    if engine == "workbench":
-        shading = scene.display.shading
-        shading.light = "STUDIO"
-        shading.color_type = "MATERIAL"
-        shading.show_shadows = True
-    elif engine == "cycles":
-        scene.cycles.samples = samples
-        scene.cycles.use_denoising = False  # Debian's Blender has no denoiser; noise is fine at this size
-        scene.cycles.device = "CPU"
-    elif hasattr(scene, "eevee") and hasattr(scene.eevee, "taa_render_samples"):
-        scene.eevee.taa_render_samples = samples
-    if scene.world is None:
-        scene.world = bpy.data.worlds.new("motionclip world")
-    scene.world.color = (0.6, 0.65, 0.7)
-    return scene.render.engine
+    ident = shared_scene.set_engine(scene, engine, samples, shadows=True)
+    shared_scene.set_world(scene, "motionclip world", WORLD_COLOR)
+    return ident
 
 
 def set_output(scene, fmt: str, path: str, resolution: tuple[int, int]) -> None:

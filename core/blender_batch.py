@@ -1,16 +1,16 @@
 """``motionclip blender-batch``: render or export a list of prompts with a real Blender, headless.
 
-Finds Blender (``--blender``, then ``$MOTIONCLIP_BLENDER``, then ``blender`` on PATH) and runs the
-add-on's batch script in it (``blender -b [scene.blend] --python batch.py -- ...``). With
-``--checkpoint RUN`` (or ``--serve`` for the built-in model) it starts a local server for the
-batch's duration; otherwise it uses the one at ``--server``.
+Finds Blender (``--blender``, then ``$MOTIONCLIP_BLENDER``, then ``blender`` on PATH; a Python with
+the bpy module works too, see core/headless_blender.py) and runs the add-on's batch script in it
+(``blender -b --python batch.py -- ...``). Paths are resolved against the current directory here,
+so relative ones mean what the caller meant. With ``--checkpoint RUN`` (or ``--serve`` for the
+built-in model) it starts a local server for the batch's duration; otherwise it uses the one at
+``--server``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,9 +18,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from . import headless_blender
 from .errors import MotionClipError
+from .headless_blender import BLENDER_ENV, Blender
 
-BLENDER_ENV = "MOTIONCLIP_BLENDER"
 # The add-on's batch script in a source checkout (an editable install keeps it beside core/).
 BATCH_SCRIPT = Path(__file__).resolve().parents[1] / "blender_addon" / "batch.py"
 
@@ -29,19 +30,8 @@ class BlenderBatchError(MotionClipError):
     pass
 
 
-def find_blender(given: str | None) -> str:
-    for candidate, where in ((given, "--blender"), (os.environ.get(BLENDER_ENV), f"${BLENDER_ENV}")):
-        if candidate:
-            path = shutil.which(os.path.expanduser(candidate))
-            if path is None:
-                raise BlenderBatchError(f"{where} {candidate}: not an executable Blender; give the path of the "
-                                        "blender program")
-            return path
-    path = shutil.which("blender")
-    if path is None:
-        raise BlenderBatchError(f"no Blender found: install it (e.g. `apt-get install blender`), put it on PATH, "
-                                f"set ${BLENDER_ENV} or pass --blender PATH")
-    return path
+def find_blender(given: str | None) -> Blender:
+    return headless_blender.find_blender(given, bpy_env=False, error=BlenderBatchError)
 
 
 def _free_port() -> int:
@@ -73,7 +63,33 @@ def start_server(checkpoint: str | None, token: str, timeout: float = 300.0) -> 
     raise BlenderBatchError(f"the server did not answer on {url} within {timeout:g} s")
 
 
+def batch_command(args: argparse.Namespace, blender: Blender, script: Path, url: str) -> list[str]:
+    """The Blender command line for the batch, every path absolute."""
+    cmd = blender.command(script) + [
+        "--prompts", str(args.prompts.expanduser().absolute()), "--out", str(args.out.expanduser().absolute()),
+        "--format", args.format, "--server", url, "--engine", args.engine, "--resolution", args.resolution,
+        "--seed", str(args.seed), "--samples", str(args.samples)]
+    if args.scene is not None:
+        cmd += ["--scene", str(args.scene.expanduser().absolute())]
+    for flag in ("seconds", "frames", "fps", "token"):
+        value = getattr(args, flag)
+        if value not in (None, ""):
+            cmd += [f"--{flag}", str(value)]
+    if args.no_body:
+        cmd.append("--no-body")
+    return cmd
+
+
 def cmd_blender_batch(args: argparse.Namespace) -> int:
+    """Exit code 0: all written; 1: some prompts failed; 2: nothing could run (the reason printed)."""
+    try:
+        return run_batch(args)
+    except BlenderBatchError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def run_batch(args: argparse.Namespace) -> int:
     blender = find_blender(args.blender)
     script = Path(args.script).expanduser() if args.script else BATCH_SCRIPT
     if not script.is_file():
@@ -88,19 +104,13 @@ def cmd_blender_batch(args: argparse.Namespace) -> int:
     if args.checkpoint or args.serve:
         server, url = start_server(args.checkpoint, args.token)
     try:
-        cmd = [blender, "-b"] + ([str(args.scene)] if args.scene else []) + [
-            "--python-exit-code", "3", "--python", str(script), "--",
-            "--prompts", str(args.prompts), "--out", str(args.out), "--format", args.format, "--server", url,
-            "--engine", args.engine, "--resolution", args.resolution, "--seed", str(args.seed),
-            "--samples", str(args.samples)]
-        for flag in ("seconds", "frames", "fps", "token"):
-            value = getattr(args, flag)
-            if value not in (None, ""):
-                cmd += [f"--{flag}", str(value)]
-        if args.no_body:
-            cmd.append("--no-body")
+        cmd = batch_command(args, blender, script.absolute(), url)
         print("running:", " ".join(cmd), flush=True)
-        return subprocess.run(cmd).returncode
+        try:
+            return subprocess.run(cmd).returncode
+        except OSError as exc:
+            raise BlenderBatchError(f"could not start Blender {blender.where}: {exc.strerror or exc}; give the "
+                                    "blender program (or a Python with bpy) with --blender") from None
     finally:
         if server is not None:
             server.terminate()
@@ -114,13 +124,16 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "blender-batch", help="render or export a list of prompts with Blender, headless",
         description="Generate a motion for every prompt of a file and render it (mp4, png) or export it (blend, "
-                    "fbx, bvh) with a real Blender in background mode. Exit code: 0 all written, 1 some prompts "
-                    "failed (the others are written; see OUT/batch_report.json), 2 nothing could run.")
+                    "fbx, bvh) with a real Blender in background mode. A .blend holds the scene the mp4 shows; "
+                    "FBX keys start at time 0 (Blender's FBX import puts them on frames 1..N). Exit code: 0 all "
+                    "written, 1 some prompts failed (the others are written; see OUT/batch_report.json), 2 nothing "
+                    "could run.")
     p.add_argument("--prompts", type=Path, required=True, help="text file, one prompt a line (or a JSON list)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (relative: to the current directory)")
     p.add_argument("--format", choices=("mp4", "png", "blend", "fbx", "bvh"), default="mp4")
     p.add_argument("--scene", type=Path, default=None, help="a .blend to start from (its camera and lights are kept)")
-    p.add_argument("--blender", default=None, help=f"Blender executable (default ${BLENDER_ENV}, then PATH)")
+    p.add_argument("--blender", default=None, help=f"Blender executable, or a Python with the bpy module "
+                                                    f"(default ${BLENDER_ENV}, then `blender` on PATH)")
     p.add_argument("--script", default=None, help="the add-on's batch.py (default: the one in this checkout)")
     p.add_argument("--server", default="http://127.0.0.1:8765", help="backend URL (when not starting one)")
     p.add_argument("--checkpoint", default=None, help="start a server for this run directory for the batch")

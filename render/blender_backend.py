@@ -7,22 +7,23 @@ studio light), Cycles and EEVEE.
 
 Which Blender: the `blender` argument, else $MOTIONCLIP_BLENDER, else the project's
 .venv-blender/bin/python (a Python with the bpy module), else `blender` on PATH. Either kind of path works:
-a Blender executable runs `blender -b --python SCRIPT -- JOB`, a Python runs `python SCRIPT -- JOB`.
+a Blender executable runs `blender -b --python SCRIPT -- JOB`, a Python runs `python SCRIPT -- JOB`
+(core/headless_blender.py, which `motionclip blender-batch` uses too).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from motionclip.core import headless_blender
+from motionclip.core.headless_blender import INSTALL_HINT
 from motionclip.core.io.json_motion import motion_to_dict
 from motionclip.core.motion import Motion
 
@@ -30,44 +31,14 @@ from .bodies import Body, PosedFrames, RenderError
 from .scene import SceneSpec
 
 ENGINES = ("workbench", "cycles", "eevee")
-BLENDER_ENV = "MOTIONCLIP_BLENDER"
 SCRIPT = Path(__file__).with_name("blender_script.py")
 CHUNK = 600  # frames per Blender run (bounds the job's size; the protocol caps a motion at 3600 frames)
-INSTALL_HINT = ("install Blender (apt-get install blender, or blender.org) and put `blender` on PATH, or give "
-                f"--blender PATH / ${BLENDER_ENV}: a Blender executable, or a Python that has the bpy module "
-                "(python -m venv .venv-blender && .venv-blender/bin/pip install bpy==5.0.1)")
-
-
-def _is_python(path: Path) -> bool:
-    return path.name.lower().startswith("python")
 
 
 def find_blender(blender: str | os.PathLike | None = None) -> tuple[list[str], str]:
-    """The command prefix that runs a script inside Blender, and where it was found."""
-    where = "--blender"
-    if blender is None and os.environ.get(BLENDER_ENV):
-        blender, where = os.environ[BLENDER_ENV], f"${BLENDER_ENV}"
-    if blender is not None:
-        path = Path(blender).expanduser()
-        resolved = shutil.which(str(path)) if not path.exists() else str(path)
-        if not resolved:
-            raise RenderError(f"Blender not found at {blender} (from {where}): give a Blender executable or a "
-                              f"Python with the bpy module")
-        return _command(Path(resolved)), f"{resolved} (from {where})"
-    for root in (Path(__file__).resolve().parents[1], Path(sys.prefix).parent, Path.cwd()):
-        py = root / ".venv-blender" / "bin" / "python"
-        if py.exists():
-            return _command(py), f"{py} (the project's bpy environment)"
-    on_path = shutil.which("blender")
-    if on_path:
-        return _command(Path(on_path)), f"{on_path} (on PATH)"
-    raise RenderError(f"no Blender found for --renderer blender: {INSTALL_HINT}")
-
-
-def _command(path: Path) -> list[str]:
-    if _is_python(path):
-        return [str(path), str(SCRIPT), "--"]
-    return [str(path), "-b", "--factory-startup", "--python-exit-code", "3", "--python", str(SCRIPT), "--"]
+    """The command prefix that runs the render script inside Blender, and where it was found."""
+    found = headless_blender.find_blender(blender, error=RenderError)
+    return found.command(SCRIPT, factory_startup=True), found.where
 
 
 class BlenderRenderer:

@@ -12,10 +12,10 @@ The job directory holds
                     [N, 4, 4] (OpenGL camera-to-world), all in SMPL's Y-up metres
 and it writes frames/00000.png ... (RGBA, transparent background), one per posed frame, printing
 "MOTIONCLIP_FRAME i" after each. Y-up is turned into Blender's Z-up by the protocol's own
-y_up_to_z_up_vector, applied as a matrix to everything at once.
+y_up_to_z_up_vector, applied as a matrix to everything at once. Engine, world, materials, floor,
+suns and camera come from shared_scene.py (beside this file), as for `motionclip blender-batch`.
 """
 
-import importlib.util
 import json
 import os
 import sys
@@ -25,16 +25,16 @@ import numpy as np
 
 import bpy
 
+# The scene pieces both headless Blender pipelines share (numpy and bpy only), beside this file;
+# appended to the path, so it shadows nothing.
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import shared_scene  # noqa: E402
+
 
 def _protocol():
     """core/protocol.py (standard library only), loaded by path: the package itself is not imported."""
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(os.path.dirname(here), "core", "protocol.py")
-    spec = importlib.util.spec_from_file_location("motionclip_protocol", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    return mod
+    return shared_scene.load_module("motionclip_protocol", os.path.join(os.path.dirname(here), "core", "protocol.py"))
 
 
 def fail(message):
@@ -48,36 +48,40 @@ def y_to_z_matrix(protocol):
     return np.array(cols, dtype=np.float64).T
 
 
-def set_engine(scene, engine):
-    names = {"workbench": ["BLENDER_WORKBENCH"], "cycles": ["CYCLES"],
-             "eevee": ["BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"]}[engine]
-    for name in names:
-        try:
-            scene.render.engine = name
-            return name
-        except TypeError:
-            continue
-    fail("this Blender has no %s render engine" % engine)
-
-
-def make_material(name, color, engine):
-    mat = bpy.data.materials.new(name)
-    mat.diffuse_color = (color[0], color[1], color[2], 1.0)  # Workbench's MATERIAL colour
-    if engine != "workbench":
-        mat.use_nodes = True
-        bsdf = mat.node_tree.nodes.get("Principled BSDF")
-        if bsdf is not None:
-            bsdf.inputs["Base Color"].default_value = (color[0], color[1], color[2], 1.0)
-            bsdf.inputs["Roughness"].default_value = 0.7
-    return mat
-
-
 def smooth(mesh):
     values = [True] * len(mesh.polygons)
     if hasattr(mesh, "shade_smooth"):  # Blender 4.1+
         mesh.shade_smooth()
     else:
         mesh.polygons.foreach_set("use_smooth", values)
+
+
+def set_up(scene, cfg, C):
+    """Engine, film and colour settings, the floor, the world and lights, the camera (returned)."""
+    engine = cfg["engine"]
+    try:
+        # Workbench's studio light is dimmer than the sun + world of the other engines (and of
+        # pyrender): one stop of exposure brings the colours to about the same brightness.
+        shared_scene.set_engine(scene, engine, int(cfg.get("samples", 32)),
+                                exposure=float(cfg.get("workbench_exposure", 1.0)) if engine == "workbench" else 0.0)
+    except ValueError as exc:
+        fail(str(exc))
+    scene.render.resolution_x, scene.render.resolution_y = cfg["width"], cfg["height"]
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = True  # the backend puts the background colour behind
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGBA"
+    scene.view_settings.view_transform = "Standard"  # colours as given, not Filmic / AgX
+    if cfg.get("floor"):
+        y, x0, x1, z0, z1 = cfg["floor"]
+        quad = np.array([(x0, y, z0), (x0, y, z1), (x1, y, z1), (x1, y, z0)], dtype=np.float64) @ C.T
+        shared_scene.add_floor(scene, "floor", quad, shared_scene.make_material("floor", cfg["floor_color"], engine))
+    if engine != "workbench":
+        shared_scene.set_world(scene, "world", (0.35, 0.35, 0.35), 1.0)
+        for direction, strength in ((cfg["light_dir"], cfg["light_intensity"]),
+                                    (cfg["fill_dir"], cfg["light_intensity"] * 0.35)):
+            shared_scene.add_sun(scene, "sun", np.array(direction, dtype=np.float64) @ C.T, strength)
+    return shared_scene.add_camera(scene, "camera", yfov=cfg["yfov"])
 
 
 def main():
@@ -100,31 +104,10 @@ def main():
     C = y_to_z_matrix(protocol)
     C4 = np.eye(4)
     C4[:3, :3] = C
-    engine = cfg["engine"]
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    set_engine(scene, engine)
-    scene.render.resolution_x, scene.render.resolution_y = cfg["width"], cfg["height"]
-    scene.render.resolution_percentage = 100
-    scene.render.film_transparent = True  # the backend puts the background colour behind
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.image_settings.color_mode = "RGBA"
-    scene.view_settings.view_transform = "Standard"  # colours as given, not Filmic / AgX
-    if engine == "workbench":
-        shading = scene.display.shading
-        shading.light = "STUDIO"
-        shading.color_type = "MATERIAL"
-        # Workbench's studio light is dimmer than the sun + world of the other engines (and of
-        # pyrender): one stop of exposure brings the colours to about the same brightness.
-        scene.view_settings.exposure = float(cfg.get("workbench_exposure", 1.0))
-    elif engine == "cycles":
-        scene.cycles.samples = int(cfg.get("samples", 32))
-        scene.cycles.use_denoising = False
-        scene.cycles.device = "CPU"
-    else:
-        if hasattr(scene.eevee, "taa_render_samples"):
-            scene.eevee.taa_render_samples = int(cfg.get("samples", 16))
+    cam = set_up(scene, cfg, C)
 
     # The body: one mesh whose vertex positions are replaced every frame.
     nv = verts.shape[1]
@@ -133,45 +116,8 @@ def main():
     mesh.from_pydata([tuple(v) for v in first], [], [tuple(int(i) for i in f) for f in faces])
     mesh.update()
     smooth(mesh)
-    mesh.materials.append(make_material("body", cfg["body_color"], engine))
-    body = bpy.data.objects.new("body", mesh)
-    scene.collection.objects.link(body)
-
-    if cfg.get("floor"):
-        y, x0, x1, z0, z1 = cfg["floor"]
-        quad = [(x0, y, z0), (x0, y, z1), (x1, y, z1), (x1, y, z0)]
-        fm = bpy.data.meshes.new("floor")
-        fm.from_pydata([tuple(np.array(q) @ C.T) for q in quad], [], [(0, 1, 2, 3)])
-        fm.update()
-        fm.materials.append(make_material("floor", cfg["floor_color"], engine))
-        floor = bpy.data.objects.new("floor", fm)
-        scene.collection.objects.link(floor)
-
-    if engine != "workbench":
-        world = bpy.data.worlds.new("world")
-        world.color = (0.35, 0.35, 0.35)
-        world.use_nodes = True
-        bg = world.node_tree.nodes.get("Background")
-        if bg is not None:
-            bg.inputs["Color"].default_value = (0.35, 0.35, 0.35, 1.0)
-            bg.inputs["Strength"].default_value = 1.0
-        scene.world = world
-        for direction, strength in ((cfg["light_dir"], cfg["light_intensity"]),
-                                    (cfg["fill_dir"], cfg["light_intensity"] * 0.35)):
-            sun = bpy.data.lights.new("sun", type="SUN")
-            sun.energy = float(strength)
-            obj = bpy.data.objects.new("sun", sun)
-            d = np.array(direction, dtype=np.float64) @ C.T  # the light travels along d: its -Z
-            obj.matrix_world = _look_along(d)
-            scene.collection.objects.link(obj)
-
-    cam_data = bpy.data.cameras.new("camera")
-    cam_data.sensor_fit = "VERTICAL"
-    cam_data.angle_y = float(cfg["yfov"])
-    cam_data.clip_start, cam_data.clip_end = 0.05, 200.0
-    cam = bpy.data.objects.new("camera", cam_data)
-    scene.collection.objects.link(cam)
-    scene.camera = cam
+    mesh.materials.append(shared_scene.make_material("body", cfg["body_color"], cfg["engine"]))
+    shared_scene.add_object(scene, "body", mesh)
 
     out_dir = os.path.join(job, "frames")
     os.makedirs(out_dir, exist_ok=True)
@@ -181,29 +127,13 @@ def main():
         co[:] = (verts[i].astype(np.float64) @ C.T).astype(np.float32).ravel()
         mesh.vertices.foreach_set("co", co)
         mesh.update()
-        cam.matrix_world = _matrix(C4 @ cams[i])  # an OpenGL camera is a Blender camera: both look down -Z
+        # An OpenGL camera is a Blender camera: both look down -Z.
+        cam.matrix_world = shared_scene.blender_matrix(C4 @ cams[i])
         scene.render.filepath = os.path.join(out_dir, "%05d.png" % i)
         bpy.ops.render.render(write_still=True)
         print("MOTIONCLIP_FRAME %d" % i, flush=True)
     print("MOTIONCLIP_DONE %d frames in %.2f s (Blender %s, %s)"
           % (len(frames), time.time() - t0, bpy.app.version_string, scene.render.engine), flush=True)
-
-
-def _matrix(m):
-    from mathutils import Matrix
-
-    return Matrix([list(map(float, row)) for row in m])
-
-
-def _look_along(d):
-    z = -d / np.linalg.norm(d)
-    helper = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    M = np.eye(4)
-    M[:3, :3] = np.stack([x, y, z], axis=1)
-    return _matrix(M)
 
 
 if __name__ == "__main__":

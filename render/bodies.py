@@ -29,6 +29,8 @@ from motionclip.core.motion import Motion
 from motionclip.core.protocol import PARENTS
 from motionclip.core.skeleton import Skeleton, load_skeleton, neutral_skeleton
 
+from .shared_scene import align_z
+
 BODIES = ("mannequin", "smpl", "skeleton")
 DEFAULT_MAX_FACES = 12000
 
@@ -136,7 +138,7 @@ class SkeletonBody(Body):
             if length < 1e-4:
                 continue
             cap = trimesh.creation.capsule(height=length, radius=radius, count=[segments, segments])
-            cap.apply_transform(_align_z(b - a, (a + b) / 2))
+            cap.apply_transform(align_z(b - a, (a + b) / 2))
             add(cap, p)  # a bone moves with its parent joint
         head = 15
         ball = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
@@ -146,19 +148,6 @@ class SkeletonBody(Body):
         w = np.zeros((len(v), len(PARENTS)), np.float32)
         w[np.arange(len(v)), np.concatenate(owner)] = 1.0
         super().__init__(v, np.concatenate(faces), w, skeleton)
-
-
-def _align_z(direction: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """4x4 transform taking +Z to `direction` and the origin to `center`."""
-    z = direction / np.linalg.norm(direction)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z], axis=1)
-    T[:3, 3] = center
-    return T
 
 
 # ---------------------------------------------------------------------------------------------- SMPL mesh

@@ -18,6 +18,7 @@ import numpy as np
 
 from .bodies import Body, PosedFrames, RenderError, vertex_normals
 from .scene import SceneSpec
+from .shared_scene import look_along
 
 PLATFORMS = ("egl", "osmesa")
 APT_HINT = ("apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 (EGL, the default), or "
@@ -92,18 +93,6 @@ def _load_triton_first() -> None:
         import triton  # noqa: F401
     except Exception:  # a broken triton is torch's problem, not rendering's
         pass
-
-
-def _look_at_pose(direction: np.ndarray) -> np.ndarray:
-    """A node pose whose -Z axis points along `direction` (pyrender lights shine along -Z)."""
-    z = -direction / np.linalg.norm(direction)
-    helper = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    M = np.eye(4)
-    M[:3, :3] = np.stack([x, y, z], axis=1)
-    return M
 
 
 SHADER_DIR = Path(__file__).with_name("shaders")
@@ -188,11 +177,11 @@ class PyrenderRenderer:
                                      roughnessFactor=1.0, doubleSided=True))
             scene.add(pr.Mesh([floor]))
         scene.add(pr.DirectionalLight(color=np.ones(3), intensity=spec.light_intensity),
-                  pose=_look_at_pose(spec.light_dir))
+                  pose=look_along(spec.light_dir))
         # A weaker fill light from the camera's side, so the shadowed side is not black.
         cam_back = spec.cameras[0, :3, 2]
         scene.add(pr.DirectionalLight(color=np.ones(3), intensity=spec.light_intensity * 0.35),
-                  pose=_look_at_pose(-cam_back))
+                  pose=look_along(-cam_back))
         cam = scene.add(pr.PerspectiveCamera(yfov=spec.yfov, aspectRatio=spec.width / spec.height,
                                              znear=0.05, zfar=200.0), pose=spec.cameras[0])
         normals = vertex_normals(posed.vertices, body.faces)

@@ -7,7 +7,7 @@ panel's operators (tests/blender_scripts/addon_session.py dumps what Blender mad
 
 - bpy 5.0 (the PyPI module, .venv-blender): installs as an extension; fast suite.
 - Debian's Blender 3.4 (`blender -b`): installs as a legacy add-on; slow suite.
-- `motionclip blender-batch` with Debian's Blender renders three prompts to MP4; slow suite.
+- `motionclip blender-batch`: tests/test_blender_batch.py (it uses this file's server).
 
 What Blender keyed is compared with the server's own answer to the same request: the keyed
 pose quaternions against B^-1 C L C^-1 B (B the bone's rest orientation, C the Y-up to Z-up
@@ -265,6 +265,8 @@ def test_zip_holds_the_addon_protocol_and_backend(addon_zip) -> None:
                 "motionclip_blender/backend/core/cli.py"} <= names
         # The wire protocol is the backend's own file, byte for byte.
         assert zf.read("motionclip_blender/protocol.py") == (REPO / "core" / "protocol.py").read_bytes()
+        # So are the scene pieces both headless Blender pipelines share.
+        assert zf.read("motionclip_blender/shared_scene.py") == (REPO / "render" / "shared_scene.py").read_bytes()
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
         assert all(n.startswith("motionclip_blender/") for n in names)
         manifest = zf.read("motionclip_blender/blender_manifest.toml").decode()
@@ -404,52 +406,6 @@ def test_debian_blender_error_paths_never_crash(addon_zip, token_server, tmp_pat
     assert d["module"] == "motionclip_blender" and d["blender"].startswith("3.")
     check_error_paths(d, proc.stdout + proc.stderr)
     assert proc.returncode == 0
-
-
-@pytest.mark.slow
-def test_batch_renders_three_prompts_to_mp4(server, tmp_path) -> None:
-    if DEBIAN_BLENDER is None or shutil.which("ffprobe") is None:
-        pytest.skip("needs `blender` and `ffprobe` on PATH (apt-get install blender python3-numpy ffmpeg)")
-    prompts = tmp_path / "prompts.json"
-    wanted = {"a person walks forward": 24, "a person jumps": 36, "a person waves": 30}
-    items = [{"prompt": p, "frames": n} for p, n in wanted.items()]
-    items.insert(1, {"prompt": ""})  # a bad entry: skipped and reported, the others still render
-    prompts.write_text(json.dumps(items))
-    out = tmp_path / "renders"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
-    exe = Path(sys.executable).parent / "motionclip"
-    proc = subprocess.run([str(exe), "blender-batch", "--blender", DEBIAN_BLENDER, "--prompts", str(prompts),
-                           "--out", str(out), "--format", "mp4", "--server", server, "--fps", "24",
-                           "--resolution", "160x120"], env=env, capture_output=True, text=True, timeout=900)
-    log = proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.returncode == 1, log  # one bad entry
-    assert "item 1: needs a non-empty" in proc.stderr
-    report = json.loads((out / "batch_report.json").read_text())
-    ok = [it for it in report["items"] if it["status"] == "ok"]
-    assert len(ok) == 3 and len(report["items"]) == 4
-    for it in ok:
-        mp4 = Path(it["file"])
-        assert mp4.suffix == ".mp4" and mp4.parent == out
-        probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                                "stream=nb_read_frames,width,height", "-of", "json", str(mp4)],
-                               capture_output=True, text=True, check=True)
-        stream = json.loads(probe.stdout)["streams"][0]
-        assert int(stream["nb_read_frames"]) == wanted[it["prompt"]] == it["frames"], (mp4, stream)
-        assert (stream["width"], stream["height"]) == (160, 120)
-
-
-def test_batch_exits_2_with_the_reason_when_no_backend(tmp_path) -> None:
-    if not BLENDER_PYTHON.exists():
-        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("# a comment\na person walks\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    proc = subprocess.run([str(BLENDER_PYTHON), str(REPO / "blender_addon" / "batch.py"), "--prompts", str(prompts),
-                           "--out", str(tmp_path / "o"), "--server", dead_url()],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "error: cannot reach the backend" in proc.stderr
 
 
 def test_zip_passes_blenders_extension_validator(addon_zip) -> None:
