@@ -315,10 +315,10 @@ class RunDir:
         """A new run's config.json (a resumed run keeps its own until the next commit) and the logs."""
         if self.d.main:
             self.path.mkdir(parents=True, exist_ok=True)
+            read_metrics(self.path / METRICS)  # a damaged log stops the run now, not after an epoch
             if not self.resume:
                 write_config(self.path, config)
             self.log_ = MetricsLog(self.path, tensorboard, self.quiet)
-            read_metrics(self.path / METRICS)  # a damaged log stops the run now, not after an epoch
 
     def log(self, metrics: dict[str, Any]) -> None:
         if self.log_ is not None:
