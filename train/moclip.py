@@ -30,9 +30,8 @@ import torch
 
 from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
-from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, barrier, gather_cat,
-                                   setup_distributed, text_lookup)
-from motionclip.train.runs import train_subparsers as _train_subparsers
+from motionclip.train.runs import (ConfigBase, RunDir, TrainError, all_mean, barrier, gather_cat, setup_distributed,
+                                   text_lookup, train_subparsers)
 
 GROUPS = ("head", "student")
 
@@ -472,7 +471,7 @@ def cmd_train_finetune(args) -> int:
 
 
 def register(subparsers) -> None:
-    tsub = _train_subparsers(subparsers)
+    tsub = train_subparsers(subparsers)
     q = tsub.add_parser(
         "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
         description="Train MoCLIP on DIR: a motion encoder head and a student copy of the teacher text encoder, with a "
