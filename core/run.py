@@ -163,6 +163,21 @@ def _finish_commit(run: Path, names: list[str]) -> None:
             os.replace(run / (name + PENDING), run / name)
             crash_point(f"commit:renamed:{name}")
     os.replace(run / (CONFIG + PENDING), run / CONFIG)
+    _sync_dirs(run, run / "checkpoints")
+
+
+def _sync_dirs(*folders: Path) -> None:
+    """Flush the renames themselves to disk (the files were flushed before them)."""
+    for folder in folders:
+        if folder.is_dir():
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # a filesystem that cannot sync a directory: the renames are still atomic
 
 
 def recover_run(run_dir: Path) -> list[str]:

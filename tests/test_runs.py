@@ -351,7 +351,7 @@ def run_cli_evaluator(args: list[str]):
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
-def test_a_killed_evaluator_run_resumes_to_the_same_weights(dataset, tmp_path) -> None:
+def test_a_killed_evaluator_run_resumes_to_the_same_weights(dataset, tmp_path, capsys) -> None:
     cfg = tmp_path / "ev.json"
     cfg.write_text(json.dumps({"model": EVAL_MODEL, "batch_size": 8, "max_steps_per_epoch": 2, "epochs": 2,
                                "checkpoint_every": 1}))
@@ -365,3 +365,14 @@ def test_a_killed_evaluator_run_resumes_to_the_same_weights(dataset, tmp_path) -
     assert leftovers(cut) == []
     with (cut / "metrics.csv").open() as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
+
+    # A damaged evaluator config.json: a clear error, not a traceback.
+    for name, edit, needle in (("no_vocab", lambda c: c["model"].pop("vocab"), "model.vocab"),
+                               ("no_train", lambda c: c.pop("train"), "missing 'train'")):
+        broken = tmp_path / name
+        shutil.copytree(cut, broken)
+        config = json.loads((broken / "config.json").read_text())
+        edit(config)
+        (broken / "config.json").write_text(json.dumps(config))
+        one_line_error(capsys, ["train", "evaluator", "--data", str(dataset), "--out", str(broken), "--resume",
+                                "--epochs", "3", "--quiet"], "config.json", needle)

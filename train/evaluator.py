@@ -23,7 +23,7 @@ from torch.utils.data import Sampler
 
 from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.evaluator import EvaluatorConfig, TextMotionEvaluator, build_vocab, matching_loss
-from motionclip.core.run import WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
+from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
 from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, barrier, gather_cat, gather_list,
                                    setup_distributed, train_subparsers)
 
@@ -91,7 +91,11 @@ def _vocab(data: Path, run: RunDir, resume: bool) -> list[str]:
     from motionclip.core.data.texts import mirror_text
 
     if resume:
-        return read_config(run.path)["model"]["vocab"]
+        vocab = read_config(run.path)["model"].get("vocab")
+        if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+            raise TrainError(f"{run.path / CONFIG}: model.vocab must be the list of words the run was trained with; "
+                             f"the file was edited or damaged - restore it from a copy")
+        return vocab
     # words of the train split only (mirrored too): nothing from the test split leaks in
     texts = [t for e in DatasetIndex.load(data).entries("train") for t in e["texts"]]
     return build_vocab(texts + [mirror_text(t) for t in texts])
