@@ -166,6 +166,23 @@ def test_resume_of_a_finished_run_changes_nothing(dataset, references, tmp_path,
     assert snapshot(run) == before
 
 
+def test_resume_of_an_older_run_interrupted_between_its_files_warns(dataset, references, tmp_path, capsys) -> None:
+    """A run written before checkpoints were one unit, killed between the checkpoint and model.safetensors:
+    the model is an epoch behind; --resume says so (and rewrites nothing)."""
+    run = tmp_path / "run"
+    shutil.copytree(references["e2"], run)
+    config = json.loads((run / "config.json").read_text())
+    del config["sha256"]
+    config["metrics"]["epoch"] = 1
+    (run / "config.json").write_text(json.dumps(config))
+    before = snapshot(run)
+    capsys.readouterr()
+    resume(dataset, run)
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "hold epoch 1, the checkpoint epoch 2" in out, out
+    assert snapshot(run) == before
+
+
 def test_stray_temporary_files_go_at_the_next_start(dataset, references, tmp_path) -> None:
     run = tmp_path / "run"
     shutil.copytree(references["e1"], run)

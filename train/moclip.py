@@ -327,8 +327,9 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
                    "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
         run.log(metrics)
         if epoch + 1 == stop or (epoch + 1) % cfg.checkpoint_every == 0:
-            run_config["student"]["fingerprint"] = student.fingerprint
-            run_config["metrics"] = {k2: v for k2, v in metrics.items()}
+            if d.main:
+                run_config["student"]["fingerprint"] = student.fingerprint
+                run_config["metrics"] = {k2: v for k2, v in metrics.items()}
             run.commit(model, opt, epoch + 1, step, run_config)
         barrier(d)
     run.close()

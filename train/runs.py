@@ -293,10 +293,16 @@ class RunDir:
         done = self.checkpoint_epoch()
         if done < epochs:
             return None
+        config = read_config(self.path)
         if self.d.main:
-            print(f"{self.path}: already trained to epoch {done} (of {epochs}); nothing to do - pass a larger "
-                  f"--epochs to train further")
-        return dict(read_config(self.path).get("metrics") or {"epoch": done})
+            print(f"{self.path}: already trained to epoch {done} (of {epochs}); nothing to do, the run is left as "
+                  f"it is (ask for more epochs to train further)")
+            saved = (config.get("metrics") or {}).get("epoch")
+            if SHA256 not in config and saved != done:
+                print(f"warning: {self.path / WEIGHTS} and {CONFIG} hold epoch {saved}, the checkpoint epoch {done}: "
+                      f"this run, written before checkpoints were saved as one unit, was interrupted between them; "
+                      f"resume it with more epochs to write them all again")
+        return dict(config.get("metrics") or {"epoch": done})
 
     def load_checkpoint(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, int]:
         """(epoch, step) of the resume checkpoint, loaded into `model` and `opt`; its SHA-256 checked."""
