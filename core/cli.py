@@ -165,9 +165,9 @@ def cmd_train_autoencoder(args) -> int:
                  "num_workers": args.workers, "text_cache": False if args.no_text_cache else None,
                  "init": str(args.init) if args.init else None}
     if args.resume:
-        from .run import read_config
+        from .run import require_section
 
-        saved = read_config(args.out)["train"]  # a resumed run keeps its settings
+        saved = require_section(args.out, "train")  # a resumed run keeps its settings
         cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
     else:
         cfg = load_train_config(args.config or "small", overrides)

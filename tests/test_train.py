@@ -330,11 +330,17 @@ def test_load_model_errors(trained, tmp_path) -> None:
             load_model(d)
         assert "corrupt" in str(exc.value) or "truncated" in str(exc.value), str(exc.value)
 
-    # Weights of another model config: names and shapes that do not fit.
-    cfg = json.loads((run / "config.json").read_text())["model"]
+    # Weights of another model config: refused by the SHA-256 config.json records; in a run written before
+    # SHA-256s were recorded, by the names and shapes that do not fit.
+    cfg = json.loads((run / "config.json").read_text())
     for name, change in (("layers", {"enc_layers": 2}), ("width", {"ff_dim": 128})):
         d = copy(name)
-        save_weights(MotionCLIP(MotionCLIPConfig.from_dict({**cfg, **change})).state_dict(), d / "model.safetensors")
+        save_weights(MotionCLIP(MotionCLIPConfig.from_dict({**cfg["model"], **change})).state_dict(),
+                     d / "model.safetensors")
+        with pytest.raises(RunError, match="SHA-256") as exc:
+            load_model(d)
+        assert "model.safetensors" in str(exc.value)
+        (d / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "sha256"}))
         with pytest.raises(RunError, match="do not fit") as exc:
             load_model(d)
         assert "model.safetensors" in str(exc.value)

@@ -11,17 +11,14 @@ cached (the text encoder is frozen); MotionCLIP's own code recomputed them at ev
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from motionclip.core.errors import MotionClipError, read_json
@@ -29,18 +26,14 @@ from motionclip.core.losses import LossWeights, motionclip_loss
 from motionclip.core.models.motionclip import PRESETS as MODEL_PRESETS
 from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
 from motionclip.core.rotations import rot6d_to_matrix
-from motionclip.core.run import CONFIG, WEIGHTS, load_state_into, load_weights, read_config, save_weights, write_config
+from motionclip.core.run import WEIGHTS, crash_point, load_state_into, load_weights, read_config
 from motionclip.core.skeleton import neutral_skeleton
-
-CKPT_DIR = "checkpoints"
-
-
-class TrainError(MotionClipError):
-    pass
+from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, all_sum, barrier, setup_distributed,
+                                   text_lookup)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigBase):
     """Training settings (a preset, a JSON file, or both with command-line overrides)."""
 
     model: str = "small"  # model preset (core/models/motionclip.py PRESETS)
@@ -74,39 +67,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODEL_PRESETS:
             raise TrainError(f"unknown model preset {self.model!r}; presets: {', '.join(MODEL_PRESETS)}")
-        for name in ("epochs", "batch_size", "window", "checkpoint_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise TrainError(f"training config: {name} must be a positive integer, got {v!r}")
+        self.check_ints("epochs", "batch_size", "window", "checkpoint_every", "stat_windows")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise TrainError(f"training config: lr must be positive, got {self.lr!r}")
-        if not 0.0 <= self.mirror_prob <= 1.0:
-            raise TrainError(f"training config: mirror_prob must be in [0, 1], got {self.mirror_prob!r}")
-        if self.min_window > self.window:
-            raise TrainError(f"training config: min_window {self.min_window} exceeds window {self.window}")
-        for name in ("warmup_steps", "val_max_windows"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise TrainError(f"training config: {name} must be an integer >= 0, got {v!r}")
-        if isinstance(self.stat_windows, bool) or not isinstance(self.stat_windows, int) or self.stat_windows < 1:
-            raise TrainError(f"training config: stat_windows must be a positive integer, got {self.stat_windows!r}")
+            self._fail(f"lr must be positive, got {self.lr!r}")
+        self.check_fraction("mirror_prob", "final_lr_ratio")
+        self.check_window()
+        self.check_ints("warmup_steps", "val_max_windows", minimum=0)
         if self.lr_schedule not in ("constant", "cosine"):
-            raise TrainError(f"training config: lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        r = self.final_lr_ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r <= 1.0:
-            raise TrainError(f"training config: final_lr_ratio must be a number in [0, 1], got {r!r}")
+            self._fail(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         LossWeights(**self.loss)  # validates the names and values
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], origin: str = "training config") -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainError(f"{origin}: unknown field(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise TrainError(f"{origin}: {exc}") from None
 
 
 # The built-in recipe (train/builtin/, the model card): the `builtin` model (narrow pre-LN layers on z-scored
@@ -143,107 +112,7 @@ def load_train_config(spec: str | None, overrides: dict[str, Any]) -> TrainConfi
     return TrainConfig.from_dict(base, spec or "training config")
 
 
-# --- distributed -------------------------------------------------------------------------------------------
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Dist:
-    """torchrun sets WORLD_SIZE / RANK / LOCAL_RANK; NCCL on GPUs, gloo on CPUs."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-    return Dist(rank, world, local, device)
-
-
-def _barrier(d: Dist) -> None:
-    if d.world > 1:
-        dist.barrier()
-
-
-def _all_sum(values: dict[str, float], d: Dist) -> dict[str, float]:
-    """Sum over processes; every process must pass the same keys."""
-    if d.world == 1 or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    summed = {k: float(v) for k, v in zip(keys, t)}
-    return {k: summed[k] for k in values}  # the caller's order (metrics.csv columns as with one process)
-
-
-def _all_mean(values: dict[str, float], d: Dist) -> dict[str, float]:
-    return {k: v / d.world for k, v in _all_sum(values, d).items()}
-
-
-# --- checkpoints -----------------------------------------------------------------------------------------------
-
-def _save_checkpoint(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, step: int) -> None:
-    """Weights + optimizer tensors in safetensors, counters and param groups in the metadata (no pickle)."""
-    state = opt.state_dict()
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    for pid, s in state["state"].items():
-        for k, v in s.items():
-            tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    meta = {"epoch": str(epoch), "step": str(step), "param_groups": json.dumps(state["param_groups"])}
-    save_weights(tensors, run / CKPT_DIR / "last.safetensors", metadata=meta)
-
-
-def _load_checkpoint(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, int]:
-    tensors, meta = load_weights(run / CKPT_DIR / "last.safetensors")
-    load_state_into(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(run / CKPT_DIR))
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["epoch"]), int(meta["step"])
-
-
 # --- training ---------------------------------------------------------------------------------------------------
-
-def _text_lookup(cfg: TrainConfig, encoder, data: Path, d: Dist, progress: bool):
-    """texts -> [B, D] embeddings: from the cache (computed once, by rank 0) or the encoder each time."""
-    if not cfg.text_cache:
-        return lambda texts: encoder.encode_text(texts)
-    from motionclip.core.encoders.cache import TextEmbeddingCache, cache_dataset_texts
-
-    if d.main:
-        cache = cache_dataset_texts(data, encoder, progress=progress)
-        if cfg.mirror_prob > 0:
-            # Mirrored items carry left/right-swapped texts that the dataset's own texts may not include. Embed
-            # them now, in a fixed order: embedded lazily, a text's numbers would depend on which texts shared its
-            # batch (padding, batch size) - that is, on the run's history - breaking exact resume and DDP parity.
-            from motionclip.core.data.dataset_dir import DatasetIndex
-            from motionclip.core.data.texts import mirror_text
-
-            mirrored = [mirror_text(t) for e in DatasetIndex.load(data).entries() for t in e["texts"]]
-            missing = [t for t in dict.fromkeys(mirrored) if t not in cache]
-            if missing:
-                cache.get(missing)
-                cache.save()
-    _barrier(d)
-    cache = TextEmbeddingCache(data / "cache", encoder)
-    return lambda texts: cache.get(texts)
-
 
 def _image_lookup(cfg: TrainConfig, encoder, data: Path) -> tuple[Any, str]:
     """Rendered-frame CLIP image embeddings for the image loss (motionclip.render.cache), or None and why not."""
@@ -254,15 +123,14 @@ def _image_lookup(cfg: TrainConfig, encoder, data: Path) -> tuple[Any, str]:
     return load_for_training(data, encoder)
 
 
-def _lineage_entry(run: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+def _lineage_entry(run: RunDir, cfg: TrainConfig, metrics: dict[str, Any]) -> dict[str, Any]:
     """This run's line in the weights' training log: when, from what, how much (epoch time summed from metrics.csv)."""
     import datetime
 
-    with (run / "metrics.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = run.metrics_rows()
     seconds = sum(float(r.get("seconds") or 0) for r in rows)
     samples = sum(float(r.get("samples_per_s") or 0) * float(r.get("seconds") or 0) for r in rows)
-    return {"run": run.name, "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"run": run.path.name, "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "init": Path(cfg.init).name if cfg.init else None, "epochs": metrics["epoch"], "steps": metrics["step"],
             "samples": int(round(samples)), "minutes": round(seconds / 60, 1),
             "val_mpjpe_mm": round(float(metrics.get("val_mpjpe_mm", float("nan"))), 1)}
@@ -315,18 +183,19 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     from motionclip.core.data.windows import MotionWindows, SameLengthBatches, collate_motion
     from motionclip.core.encoders import load_encoder
 
-    data, run = Path(data), Path(out)
+    data = Path(data)
     d = setup_distributed()
     if cfg.batch_size % d.world:
         raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
-    if run.exists() and (run / CONFIG).exists() and not resume:
-        raise TrainError(f"{run} already holds a run; pass --resume to continue it, or choose another --out")
-    if resume and not (run / CKPT_DIR / "last.safetensors").is_file():
-        raise TrainError(f"{run}: nothing to resume (no {CKPT_DIR}/last.safetensors)")
+    run = RunDir(out, d, resume, quiet=not progress)
+    done = run.finished(cfg.epochs)
+    if done is not None:
+        run.close()
+        return done
     torch.manual_seed(cfg.seed)
 
     encoder = load_encoder(cfg.encoder, device=d.device)
-    texts_to_emb = _text_lookup(cfg, encoder, data, d, progress and d.main)
+    texts_to_emb = text_lookup(cfg, encoder, data, d, progress and d.main)
     images, image_why = _image_lookup(cfg, encoder, data)
     if progress and d.main:
         print(f"image loss: {'on' if images is not None else 'off'} ({image_why})")
@@ -366,7 +235,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     if model_cfg.normalize and not cfg.init and not resume:  # init / resume bring their statistics with the weights
         model.set_normalization(*feature_statistics(model, train_set, cfg.stat_windows, cfg.seed))
     if resume:
-        start_epoch, step = _load_checkpoint(run, model, opt)
+        start_epoch, step = run.load_checkpoint(model, opt)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     skeleton = neutral_skeleton()
     weights = LossWeights(**cfg.loss)
@@ -377,15 +246,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
                                                    "train_windows": len(train_set)},
                   "world_size": d.world, "parameters": model.num_parameters(),
                   "image_loss": {"on": images is not None, "source": image_why}}
-    writer = None
-    if d.main:
-        run.mkdir(parents=True, exist_ok=True)
-        write_config(run, run_config)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(run / "tb"))
-        except ImportError:
-            print("tensorboard is not installed: logging to metrics.csv only (pip install tensorboard)")
+    run.start(run_config)
     metrics: dict[str, Any] = {}
     steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
@@ -419,6 +280,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            crash_point("step")
             step += 1
             n += 1
             z_norm += float(out["z"].detach().float().norm(dim=-1).mean())
@@ -430,26 +292,19 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
-        train_m = _all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
-        train_m["latent_norm"] = _all_mean({"z": z_norm / max(n, 1)}, d)["z"]
+        train_m = all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
+        train_m["latent_norm"] = all_mean({"z": z_norm / max(n, 1)}, d)["z"]
         val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d, images) if val_set else {}
         metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
                    "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
-        if d.main:
-            _log(run, metrics, writer)
-            last = epoch + 1 == cfg.epochs
-            if last or (epoch + 1) % cfg.checkpoint_every == 0:
-                _save_checkpoint(run, model, opt, epoch + 1, step)
-                save_weights(model.state_dict(), run / WEIGHTS)
-                run_config["metrics"] = metrics
-                run_config["latent_norm"] = metrics["latent_norm"]
-                run_config["lineage"] = lineage + [_lineage_entry(run, cfg, metrics)]
-                write_config(run, run_config)
-        _barrier(d)
-    if writer is not None:
-        writer.close()
-    if d.world > 1:
-        dist.destroy_process_group()
+        run.log(metrics)
+        if epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0:
+            if d.main:
+                run_config.update(metrics=metrics, latent_norm=metrics["latent_norm"],
+                                  lineage=lineage + [_lineage_entry(run, cfg, metrics)])
+            run.commit(model, opt, epoch + 1, step, run_config)
+        barrier(d)
+    run.close()
     return metrics
 
 
@@ -482,27 +337,6 @@ def _validate(model, val_set, texts_to_emb, skeleton, weights, cfg: TrainConfig,
             sums[f"val_{k}"] = sums.get(f"val_{k}", 0.0) + float(v) * b
         sums["val_mpjpe_mm"] += _mpjpe_mm(batch, out, skeleton) * b
         n += b
-    totals = _all_sum({**sums, "_items": float(n)}, d)
+    totals = all_sum({**sums, "_items": float(n)}, d)
     n = totals.pop("_items")
     return {k: v / max(n, 1) for k, v in totals.items()}
-
-
-def _log(run: Path, metrics: dict[str, Any], writer) -> None:
-    path = run / "metrics.csv"
-    rows = []
-    if path.is_file():
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < metrics["epoch"]]  # a resumed run rewrites
-    rows.append({k: metrics[k] for k in metrics})
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-    if writer is not None:
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and k not in ("epoch", "step") and math.isfinite(v):
-                writer.add_scalar(k, v, metrics["step"])
-        writer.flush()

@@ -1,33 +1,39 @@
 """Training the text-motion evaluator (core/models/evaluator.py) that judges generated motions.
 
     motionclip train evaluator --data DIR --out EVAL [--epochs 40] [--resume]
+    torchrun --nproc_per_node N -m motionclip.core.cli train evaluator ...   (several GPUs / nodes)
 
-Trained on the train split only, with the auto-encoder trainer's machinery (checkpoints with
-optimizer state, exact resume from (seed, epoch), metrics.csv and TensorBoard logs). Validation
-reports text-to-motion retrieval top-1 within groups of 32 val windows.
+Trained on the train split only, with the trainers' shared machinery (train/runs.py: checkpoints with
+optimizer state, exact resume from (seed, epoch), metrics.csv and TensorBoard logs, DDP). Under DDP each
+process takes its share of every global batch of the one-process order and the embeddings of all
+processes are gathered for the loss, so N processes follow the one-process curve. Validation reports
+text-to-motion retrieval top-1 within groups of 32 val windows.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Sampler
 
 from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.evaluator import EvaluatorConfig, TextMotionEvaluator, build_vocab, matching_loss
-from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, save_weights, write_config
-from motionclip.train.autoencoder import CKPT_DIR, TrainError, _load_checkpoint, _log, _save_checkpoint
+from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
+from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, barrier, gather_cat, gather_list,
+                                   setup_distributed, train_subparsers)
 
 RUN_KIND = "evaluator"
 
 
 @dataclass
-class EvaluatorTrainConfig:
+class EvaluatorTrainConfig(ConfigBase):
+    LABEL = "evaluator training config"
+
     model: dict[str, Any] = field(default_factory=dict)  # EvaluatorConfig fields (vocab comes from the data)
     epochs: int = 40
     batch_size: int = 32
@@ -43,35 +49,73 @@ class EvaluatorTrainConfig:
     max_steps_per_epoch: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "window", "checkpoint_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise TrainError(f"evaluator training config: {name} must be a positive integer, got {v!r}")
+        self.check_ints("epochs", "batch_size", "window", "checkpoint_every")
+        if not isinstance(self.model, dict):
+            self._fail(f"model must be an object of EvaluatorConfig fields, got {self.model!r}")
         if "vocab" in self.model:
-            raise TrainError("evaluator training config: model.vocab is built from the data; leave it out")
+            self._fail("model.vocab is built from the data; leave it out")
         EvaluatorConfig.from_dict(self.model)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], origin: str = "evaluator training config") -> "EvaluatorTrainConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise TrainError(f"{origin}: unknown field(s) {unknown}")
-        return cls(**d)
+
+class GlobalBatchShares(Sampler):
+    """The one-process order (a seeded permutation, cut into global batches), each process taking its
+    consecutive share of every global batch: N processes see exactly the batches of one."""
+
+    def __init__(self, n: int, batch_size: int, d: Dist, seed: int) -> None:
+        self.n, self.batch, self.d, self.seed = n, batch_size, d, seed
+        self.local = batch_size // d.world
+
+    def __len__(self) -> int:
+        return (self.n // self.batch) * self.local
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        r = self.d.rank * self.local
+        for k in range(self.n // self.batch):
+            yield from perm[k * self.batch + r:k * self.batch + r + self.local]
+
+
+class _Pair(torch.nn.Module):
+    """The model's two encoders as one forward (DDP synchronises gradients of what forward computes)."""
+
+    def __init__(self, model: TextMotionEvaluator) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, rot6d, trans, mask, texts):
+        return self.model.encode_motion(rot6d, trans, mask), self.model.encode_text(texts)
+
+
+def _vocab(data: Path, run: RunDir, resume: bool) -> list[str]:
+    from motionclip.core.data.dataset_dir import DatasetIndex
+    from motionclip.core.data.texts import mirror_text
+
+    if resume:
+        vocab = read_config(run.path)["model"].get("vocab")
+        if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+            raise TrainError(f"{run.path / CONFIG}: model.vocab must be the list of words the run was trained with; "
+                             f"the file was edited or damaged - restore it from a copy")
+        return vocab
+    # words of the train split only (mirrored too): nothing from the test split leaks in
+    texts = [t for e in DatasetIndex.load(data).entries("train") for t in e["texts"]]
+    return build_vocab(texts + [mirror_text(t) for t in texts])
 
 
 def train_evaluator(data: str | Path, out: str | Path, cfg: EvaluatorTrainConfig, resume: bool = False,
                     progress: bool = True) -> dict[str, Any]:
-    from torch.utils.data import DataLoader, RandomSampler
+    from torch.utils.data import DataLoader
 
-    from motionclip.core.data.dataset_dir import DatasetIndex
-    from motionclip.core.data.texts import mirror_text
     from motionclip.core.data.windows import MotionWindows, collate_motion
 
-    data, run = Path(data), Path(out)
-    if run.exists() and (run / CONFIG).exists() and not resume:
-        raise TrainError(f"{run} already holds a run; pass --resume to continue it, or choose another --out")
-    if resume and not (run / CKPT_DIR / "last.safetensors").is_file():
-        raise TrainError(f"{run}: nothing to resume (no {CKPT_DIR}/last.safetensors)")
+    data = Path(data)
+    d = setup_distributed()
+    if cfg.batch_size % d.world:
+        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
+    run = RunDir(out, d, resume, quiet=not progress)
+    done = run.finished(cfg.epochs)
+    if done is not None:
+        run.close()
+        return done
     torch.manual_seed(cfg.seed)
     window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
     train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None, mirror_prob=cfg.mirror_prob,
@@ -82,73 +126,68 @@ def train_evaluator(data: str | Path, out: str | Path, cfg: EvaluatorTrainConfig
         val_set = None
     if len(train_set) < cfg.batch_size:
         raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of {cfg.batch_size}")
-    if resume:
-        vocab = read_config(run)["model"]["vocab"]
-    else:  # words of the train split only (mirrored too): nothing from the test split leaks in
-        texts = [t for e in DatasetIndex.load(data).entries("train") for t in e["texts"]]
-        vocab = build_vocab(texts + [mirror_text(t) for t in texts])
-    model_cfg = EvaluatorConfig.from_dict({**cfg.model, "vocab": vocab, "fps": train_set.index.fps})
-    model = TextMotionEvaluator(model_cfg)
+    model_cfg = EvaluatorConfig.from_dict({**cfg.model, "vocab": _vocab(data, run, resume), "fps": train_set.index.fps})
+    model = TextMotionEvaluator(model_cfg).to(d.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch, step = 0, 0
-    if resume:
-        start_epoch, step = _load_checkpoint(run, model, opt)
+    start_epoch, step = run.load_checkpoint(model, opt) if resume else (0, 0)
+    ddp = torch.nn.parallel.DistributedDataParallel(_Pair(model)) if d.world > 1 else _Pair(model)
     run_config = {"kind": RUN_KIND, "model": model_cfg.to_dict(),
                   "encoder": {"name": "evaluator-words", "dim": model_cfg.dim, "note": "own word-level text encoder"},
                   "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps,
                                                    "train_windows": len(train_set)},
-                  "parameters": model.num_parameters()}
-    run.mkdir(parents=True, exist_ok=True)
-    write_config(run, run_config)
-    writer = None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(run / "tb"))
-    except ImportError:
-        pass
+                  "world_size": d.world, "parameters": model.num_parameters()}
+    run.start(run_config)
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 1000 + epoch)
         train_set.set_epoch(epoch)
-        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=RandomSampler(train_set, generator=g),
-                            collate_fn=collate_motion, drop_last=True)
+        loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, collate_fn=collate_motion, drop_last=True,
+                            sampler=GlobalBatchShares(len(train_set), cfg.batch_size, d, cfg.seed * 1000 + epoch))
         steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
         model.train()
-        total, n, t0 = 0.0, 0, time.perf_counter()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=steps, desc=f"evaluator epoch {epoch + 1}/{cfg.epochs}", unit="batch")
-        for i, batch in enumerate(loader):
-            if i >= steps:
-                break
-            loss = matching_loss(model.encode_motion(batch["rot6d"], batch["trans"], batch["mask"]),
-                                 model.encode_text(batch["text"]), batch["text"], batch["clip_id"], cfg.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            n += 1
-            total += float(loss.detach())
-            if bar is not None:
-                bar.set_postfix(loss=f"{float(loss):.3f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        metrics = {"epoch": epoch + 1, "step": step, "train_loss": total / max(n, 1),
-                   **(validate_evaluator(model, val_set) if val_set is not None else {}),
+        t0 = time.perf_counter()
+        step, total, n = _train_epoch(ddp, model, opt, loader, steps, cfg, d, step,
+                                      f"evaluator epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None)
+        metrics = {"epoch": epoch + 1, "step": step, **all_mean({"train_loss": total / max(n, 1)}, d),
+                   **(validate_evaluator(model, val_set) if val_set is not None and d.main else {}),
                    "seconds": round(time.perf_counter() - t0, 3)}
-        _log(run, metrics, writer)
+        run.log(metrics)
         if epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0:
-            _save_checkpoint(run, model, opt, epoch + 1, step)
-            save_weights(model.state_dict(), run / WEIGHTS)
             run_config["metrics"] = metrics
-            write_config(run, run_config)
-    if writer is not None:
-        writer.close()
+            run.commit(model, opt, epoch + 1, step, run_config)
+        barrier(d)
+    run.close()
     return metrics
+
+
+def _train_epoch(ddp, model, opt, loader, steps: int, cfg: EvaluatorTrainConfig, d: Dist, step: int,
+                 desc: str | None) -> tuple[int, float, int]:
+    """One epoch of the matching loss over the global batch; returns (step, summed loss, batches)."""
+    total, n = 0.0, 0
+    bar = None
+    if desc:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc=desc, unit="batch")
+    for i, batch in enumerate(loader):
+        if i >= steps:
+            break
+        batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        motion, text = ddp(batch["rot6d"], batch["trans"], batch["mask"], batch["text"])
+        loss = matching_loss(gather_cat(motion, d), gather_cat(text, d), gather_list(list(batch["text"]), d),
+                             gather_list(list(batch["clip_id"]), d), cfg.temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        n += 1
+        total += float(loss.detach())
+        if bar is not None:
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return step, total, n
 
 
 @torch.no_grad()
@@ -175,14 +214,14 @@ def load_evaluator(run: str | Path, device: str | torch.device = "cpu") -> TextM
     if config.get("kind") != RUN_KIND:
         raise RunError(f"{run}: not an evaluator run; train one with `motionclip train evaluator --data DIR --out EVAL`")
     model = TextMotionEvaluator(EvaluatorConfig.from_dict(config["model"]))
-    tensors, _ = load_weights(run / WEIGHTS)
+    tensors, _ = load_weights(run / WEIGHTS, config.get("sha256", {}).get(WEIGHTS))
     load_state_into(model, tensors, str(run / WEIGHTS))
     return model.to(device).eval()
 
 
 def cmd_train_evaluator(args) -> int:
     if args.resume:
-        saved = read_config(args.out)["train"]
+        saved = require_section(args.out, "train")
         cfg = EvaluatorTrainConfig.from_dict({**saved, **({"epochs": args.epochs} if args.epochs else {})})
     else:
         base = read_json(args.config, TrainError, "evaluator config file") if args.config else {}
@@ -194,9 +233,7 @@ def cmd_train_evaluator(args) -> int:
 
 
 def register(subparsers) -> None:
-    from motionclip.train.moclip import _train_subparsers
-
-    q = _train_subparsers(subparsers).add_parser(
+    q = train_subparsers(subparsers).add_parser(
         "evaluator", help="train the text-motion evaluator used by `motionclip eval --evaluator`",
         description="Train the text-motion matching model that judges generated motions (R-precision, FID, MM-Dist, "
                     "Diversity, MultiModality), on DIR's train split only. It has its own word-level text encoder learned "

@@ -12,7 +12,7 @@ the optimizer, and its embeddings are computed once per text and cached; while t
 frozen its embeddings are constants too and are computed once per phase.
 
 The trainer machinery (DDP under torchrun, checkpoints with optimizer state in safetensors, exact
-resume from (seed, epoch), metrics.csv and TensorBoard logs) is the auto-encoder trainer's.
+resume from (seed, epoch), metrics.csv and TensorBoard logs) is train/runs.py, shared by all trainers.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,8 @@ import torch
 
 from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
-from motionclip.core.run import CONFIG, WEIGHTS, save_weights, write_config
-from motionclip.train.autoencoder import (CKPT_DIR, Dist, TrainError, _all_mean, _barrier, _load_checkpoint, _log,
-                                          _save_checkpoint, _text_lookup, setup_distributed)
+from motionclip.train.runs import (ConfigBase, RunDir, TrainError, all_mean, barrier, gather_cat, setup_distributed,
+                                   text_lookup, train_subparsers)
 
 GROUPS = ("head", "student")
 
@@ -43,8 +42,10 @@ def paper_phases() -> list[dict[str, Any]]:
 
 
 @dataclass
-class MoCLIPTrainConfig:
+class MoCLIPTrainConfig(ConfigBase):
     """MoCLIP training settings (a preset, a JSON file, or both with command-line overrides)."""
+
+    LABEL = "MoCLIP training config"
 
     teacher: str = "minilm"  # text encoder spec of the teacher; the student starts as a copy of it
     head: dict[str, Any] = field(default_factory=dict)  # MotionHeadConfig fields (out_dim comes from the teacher)
@@ -66,19 +67,12 @@ class MoCLIPTrainConfig:
     amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "window", "checkpoint_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise TrainError(f"MoCLIP training config: {name} must be a positive integer, got {v!r}")
+        self.check_ints("batch_size", "window", "checkpoint_every")
         if not (isinstance(self.lambda_distill, (int, float)) and math.isfinite(self.lambda_distill)
                 and self.lambda_distill >= 0):
             raise TrainError(f"MoCLIP training config: lambda_distill must be a number >= 0, got {self.lambda_distill!r}")
-        if self.min_window > self.window:
-            raise TrainError(f"MoCLIP training config: min_window {self.min_window} exceeds window {self.window}")
-        if not 0.0 <= self.mirror_prob <= 1.0:
-            raise TrainError(f"MoCLIP training config: mirror_prob must be in [0, 1], got {self.mirror_prob!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise TrainError(f"MoCLIP training config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        self.check_window()
+        self.check_fraction("mirror_prob", "min_lr_ratio")
         if "out_dim" in self.head:
             raise TrainError("MoCLIP training config: head.out_dim is the teacher's dimension; leave it out")
         MotionHeadConfig.from_dict({**self.head, "out_dim": 8 * max(2, int(self.head.get("heads", 4)))})  # validates
@@ -98,17 +92,6 @@ class MoCLIPTrainConfig:
                 return i, p, start
             start += p["epochs"]
         raise TrainError(f"epoch {epoch} is past the last phase")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], origin: str = "MoCLIP training config") -> "MoCLIPTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainError(f"{origin}: unknown field(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise TrainError(f"{origin}: {exc}") from None
 
 
 def _check_phase(p: Any, i: int) -> dict[str, Any]:
@@ -202,13 +185,7 @@ class _FrozenStudentTexts:
         return self.emb[torch.tensor([self.index[t] for t in texts])]
 
 
-def _gather(x: torch.Tensor, d: Dist) -> torch.Tensor:
-    """[b, D] on each of the processes -> [world * b, D] on every process, with gradients to each part."""
-    if d.world == 1:
-        return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+_gather = gather_cat
 
 
 def _set_phase(model: MoCLIP, opt: torch.optim.Optimizer, phase: dict[str, Any]) -> None:
@@ -229,19 +206,21 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     from motionclip.core.encoders import load_encoder
     from motionclip.core.encoders.moclip_student import RUN_KIND, make_student, student_name
 
-    data, run = Path(data), Path(out)
+    data = Path(data)
     d = setup_distributed()
     if cfg.batch_size % d.world:
         raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
-    if run.exists() and (run / CONFIG).exists() and not resume:
-        raise TrainError(f"{run} already holds a run; pass --resume to continue it, or choose another --out")
-    if resume and not (run / CKPT_DIR / "last.safetensors").is_file():
-        raise TrainError(f"{run}: nothing to resume (no {CKPT_DIR}/last.safetensors)")
+    run = RunDir(out, d, resume, quiet=not progress)
+    stop = cfg.epochs if until_epoch is None else min(cfg.epochs, until_epoch)
+    done = run.finished(stop)
+    if done is not None:
+        run.close()
+        return done
     torch.manual_seed(cfg.seed)
 
     teacher = load_encoder(cfg.teacher, device=d.device, text_only=True)  # frozen, eval mode
-    teacher_texts = _text_lookup(cfg, teacher, data, d, progress and d.main)
-    student = make_student(cfg.teacher, device=d.device, name=student_name(run))
+    teacher_texts = text_lookup(cfg, teacher, data, d, progress and d.main)
+    student = make_student(cfg.teacher, device=d.device, name=student_name(run.path))
 
     window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
     train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None, mirror_prob=cfg.mirror_prob,
@@ -266,7 +245,7 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
                             weight_decay=cfg.weight_decay)
     start_epoch, step = 0, 0
     if resume:
-        start_epoch, step = _load_checkpoint(run, model, opt)
+        start_epoch, step = run.load_checkpoint(model, opt)
     amp = cfg.amp and d.device.type == "cuda"
 
     run_config: dict[str, Any] = {
@@ -276,20 +255,11 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
         "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps, "train_windows": len(train_set)},
         "world_size": d.world,
         "parameters": {"head": model.head.num_parameters(), "student": sum(p.numel() for p in student.parameters())}}
-    writer = None
-    if d.main:
-        run.mkdir(parents=True, exist_ok=True)
-        write_config(run, run_config)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(run / "tb"))
-        except ImportError:
-            print("tensorboard is not installed: logging to metrics.csv only (pip install tensorboard)")
+    run.start(run_config)
 
     metrics: dict[str, Any] = {}
     current = None  # the phase whose trainable set and text lookup are in place
     ddp, student_texts = model, None
-    stop = cfg.epochs if until_epoch is None else min(cfg.epochs, until_epoch)
     for epoch in range(start_epoch, stop):
         k, phase, phase_start = cfg.phase_at(epoch)
         if k != current:
@@ -348,29 +318,21 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
-        train_m = _all_mean({f"train_{k2}": v / max(n, 1) for k2, v in sums.items()}, d)
+        train_m = all_mean({f"train_{k2}": v / max(n, 1) for k2, v in sums.items()}, d)
         val_m = {}
         if val_set is not None and d.main:
             val_m = validate_moclip(model, val_set, teacher_texts, cfg)
         metrics = {"epoch": epoch + 1, "step": step, "phase": phase["name"], **train_m, **val_m,
                    **{f"lr_{g['name']}": g["lr"] for g in opt.param_groups},
                    "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
-        if d.main:
-            _log(run, metrics, writer)
-            last = epoch + 1 == stop
-            if last or (epoch + 1) % cfg.checkpoint_every == 0:
-                _save_checkpoint(run, model, opt, epoch + 1, step)
-                save_weights(model.state_dict(), run / WEIGHTS)
+        run.log(metrics)
+        if epoch + 1 == stop or (epoch + 1) % cfg.checkpoint_every == 0:
+            if d.main:
                 run_config["student"]["fingerprint"] = student.fingerprint
                 run_config["metrics"] = {k2: v for k2, v in metrics.items()}
-                write_config(run, run_config)
-        _barrier(d)
-    if writer is not None:
-        writer.close()
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+            run.commit(model, opt, epoch + 1, step, run_config)
+        barrier(d)
+    run.close()
     return metrics
 
 
@@ -446,7 +408,7 @@ def _nonneg_float(text: str) -> float:
 
 
 def cmd_train_moclip(args) -> int:
-    from motionclip.core.run import read_config
+    from motionclip.core.run import read_config, require_section
 
     overrides = {"teacher": args.teacher, "lambda_distill": args.lambda_distill, "batch_size": args.batch_size,
                  "seed": args.seed, "window": args.window, "min_window": args.min_window,
@@ -454,6 +416,7 @@ def cmd_train_moclip(args) -> int:
                  "num_workers": args.workers, "phase_epochs": args.phase_epochs}
     if args.resume:
         saved = read_config(args.out)
+        require_section(args.out, "train")
         if saved.get("kind") != "moclip":
             raise TrainError(f"{args.out}: not a MoCLIP run; resume it with the command that trained it")
         cfg = load_moclip_config(None, {**saved["train"], **{k: v for k, v in overrides.items() if v is not None}})
@@ -489,13 +452,13 @@ def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
 
 
 def cmd_train_finetune(args) -> int:
-    from motionclip.core.run import read_config
+    from motionclip.core.run import require_section
     from motionclip.train.autoencoder import load_train_config, train_autoencoder
 
     overrides = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
                  "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every}
     if args.resume:
-        saved = read_config(args.out)["train"]
+        saved = require_section(args.out, "train")
         cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
     else:
         if not args.init or not args.encoder:
@@ -508,14 +471,8 @@ def cmd_train_finetune(args) -> int:
     return 0
 
 
-def _train_subparsers(subparsers) -> argparse._SubParsersAction:
-    """The subcommands of `motionclip train` (defined in core/cli.py)."""
-    train = subparsers.choices["train"]
-    return next(a for a in train._actions if isinstance(a, argparse._SubParsersAction))
-
-
 def register(subparsers) -> None:
-    tsub = _train_subparsers(subparsers)
+    tsub = train_subparsers(subparsers)
     q = tsub.add_parser(
         "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
         description="Train MoCLIP on DIR: a motion encoder head and a student copy of the teacher text encoder, with a "
