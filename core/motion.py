@@ -233,8 +233,8 @@ class Motion:
             if name not in arrays:
                 raise MotionError(f"{path}: missing array {name!r}")
         try:
-            return cls(torch.from_numpy(arrays["quats"].copy()), torch.from_numpy(arrays["trans"].copy()), fps,
-                       betas=torch.from_numpy(arrays["betas"].copy()) if "betas" in arrays else None,
+            return cls(torch.from_numpy(arrays["quats"]), torch.from_numpy(arrays["trans"]), fps,
+                       betas=torch.from_numpy(arrays["betas"]) if "betas" in arrays else None,
                        meta=header.get("meta") or {})
         except MotionError as exc:
             raise MotionError(f"{path}: {exc}") from exc

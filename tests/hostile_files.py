@@ -100,6 +100,14 @@ def motion_zip(path: Path, header: object, quats: object = None, trans: object =
     return write_zip(path, {"header.json": h, "quats.npy": npy_bytes(np.asarray(q)), "trans.npy": npy_bytes(np.asarray(t))})
 
 
+def _corrupt(path: Path, member: bytes, at: int) -> Path:
+    """Flip one byte inside a stored member's data, so its checksum no longer matches."""
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(member) + len(member) + at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return path
+
+
 def npz(path: Path, **arrays: object) -> Path:
     return write_zip(path, {f"{k}.npy": npy_bytes(np.asarray(v)) for k, v in arrays.items()})
 
@@ -127,6 +135,14 @@ def _bvh_variants(root: Path, good_bvh: str) -> dict[str, str | bytes]:
         "truncated.bvh": good_bvh[: len(good_bvh) * 2 // 3],
         "truncated_header.bvh": good_bvh[: len(head) // 2],
         "deep_hierarchy.bvh": deep + "}\n" * 20000 + "MOTION\nFrames: 1\nFrame Time: 0.03\n0\n",
+        "no_frames.bvh": f"{head}MOTION\nFrames: 0\nFrame Time: 0.0333333\n",
+        "ragged.bvh": head + "MOTION" + motion_part.replace(lines[6], " ".join(lines[6].split()[:7]), 1),
+        "extra_frames.bvh": f"{head}MOTION\nFrames: 3\nFrame Time: 0.0333333\n{frames}\n",
+        "unknown_channel.bvh": head.replace("Xrotation", "Wrotation", 1) + "MOTION" + motion_part,
+        "unmatched_brace.bvh": head.replace("{", "}", 1) + "MOTION" + motion_part,
+        "no_smpl_joints.bvh": re.sub(r"(ROOT|JOINT) (\S+)", lambda m: f"{m.group(1)} bone{m.start()}", head)
+        + "MOTION" + motion_part,
+        "short.bvh": f"{head}MOTION\nFrames: 3\nFrame Time: 0.0333333\n" + "\n".join(lines[2:5]) + "\n",
         "empty.bvh": "",
         "binary.bvh": bytes(range(256)) * 40,
         "utf16.bvh": good_bvh.encode("utf-16"),
@@ -146,6 +162,10 @@ def _json_variants(good: dict) -> dict[str, str | bytes]:
         "string_meta.json": json.dumps(dict(good, meta="not an object")),
         "rotations_text.json": json.dumps(dict(good, rotations="lots")),
         "fps_text.json": json.dumps(dict(good, fps="thirty")),
+        "fps_billion.json": json.dumps(dict(good, fps=1e9)),
+        "joint_names_number.json": json.dumps(dict(good, joint_names=5)),
+        "trans_short.json": json.dumps(dict(good, trans=good["trans"][:3])),
+        "zero_quats.json": json.dumps(dict(good, rotations=[[[0, 0, 0, 0]] * 24] * len(good["rotations"]))),
         "empty.json": "",
         "top_list.json": "[1, 2, 3]",
         "utf16.json": json.dumps(good).encode("utf-16"),
@@ -200,6 +220,13 @@ def _archive_variants(root: Path, good: Motion) -> list[Path]:
         write_zip(root / "header_lie.npz", {"poses.npy": npy_header((10 ** 10, 72)) + bytes(576),
                                             "trans.npy": npy_bytes(np.zeros((3, 3))),
                                             "mocap_framerate.npy": npy_bytes(np.float64(30))}),
+        write_zip(root / "header_lie_member.npz", {"poses.npy": npy_header((500_000, 72)) + bytes(576),
+                                                   "trans.npy": npy_bytes(np.zeros((3, 3))),
+                                                   "mocap_framerate.npy": npy_bytes(np.float64(30))}),
+        npz(root / "trans_mismatch.npz", **dict(ok, trans=np.zeros((T + 1, 3)))),
+        npz(root / "no_poses.npz", trans=np.zeros((T, 3)), mocap_framerate=np.float64(30)),
+        motion_zip(root / "version_99.motion", dict(hdr, version=99)),
+        _corrupt(motion_zip(root / "crc_bad.motion", hdr), b"quats.npy", 400),
         write_zip(root / "many_members.npz", {f"a{i}.npy": npy_bytes(np.zeros(1)) for i in range(5000)}),
     ]
     good_npz = root / "good_source.npz.tmp"

@@ -158,33 +158,47 @@ def read_member(zf: zipfile.ZipFile, name: str, path: Path, error: type[MotionCl
 
 def read_npy(zf: zipfile.ZipFile, name: str, path: Path, error: type[MotionClipError],
              max_dims: int = 4) -> np.ndarray:
-    """A numeric array from an .npy member: its header (dtype, shape) is checked before any data is read."""
+    """A numeric array from an .npy member: its header (dtype, shape) is checked against the limits and
+    against the member's declared size before the array is allocated and read."""
+    size = zf.getinfo(name).file_size
     try:
         with zf.open(name) as f:
-            version = np.lib.format.read_magic(f)
-            if version not in ((1, 0), (2, 0)):
-                raise error(f"{path}: array {name!r} is in .npy format version {version}; expected 1.0 or 2.0")
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
-            if dtype.hasobject or dtype.kind not in "biuf":
-                raise error(f"{path}: array {name!r} holds {dtype} values; expected numbers (object and text "
-                            f"arrays are not read)")
-            if len(shape) > max_dims:
-                raise error(f"{path}: array {name!r} has {len(shape)} dimensions {list(shape)}; expected at most "
-                            f"{max_dims}")
+            dtype, shape, fortran = _npy_header(f, name, path, error, max_dims)
             count = math.prod(shape)
             if count > MAX_VALUES:
                 raise beyond(path, f"the size of array {name!r} {list(shape)}", f"{count:,} values", "MAX_VALUES")
-            data = f.read(count * dtype.itemsize + 1)
+            if count * dtype.itemsize > size:
+                raise error(f"{path}: array {name!r} declares {list(shape)} {dtype} ({count * dtype.itemsize:,} "
+                            f"bytes) but its member holds {size:,} bytes; the file is damaged")
+            arr = np.empty(count, dtype=dtype)
+            view, got = memoryview(arr.view(np.uint8).reshape(-1)), 0
+            while got < len(view):
+                n = f.readinto(view[got:])
+                if not n:
+                    break
+                got += n
     except MotionClipError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
         raise error(f"{path}: array {name!r} cannot be read ({exc}); the file is damaged") from None
-    if len(data) != count * dtype.itemsize:
-        raise error(f"{path}: array {name!r} holds {len(data):,} bytes of data but its header declares "
-                    f"{list(shape)} {dtype} ({count * dtype.itemsize:,} bytes); the file is damaged")
-    arr = np.frombuffer(data, dtype=dtype)
+    if got != count * dtype.itemsize:
+        raise error(f"{path}: array {name!r} holds {got:,} bytes of data but its header declares "
+                    f"{list(shape)} {dtype} ({count * dtype.itemsize:,} bytes); the file is truncated")
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+def _npy_header(f, name: str, path: Path, error: type[MotionClipError], max_dims: int):
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise error(f"{path}: array {name!r} is in .npy format version {version}; expected 1.0 or 2.0")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(f)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise error(f"{path}: array {name!r} holds {dtype} values; expected numbers (object and text "
+                    f"arrays are not read)")
+    if len(shape) > max_dims:
+        raise error(f"{path}: array {name!r} has {len(shape)} dimensions {list(shape)}; expected at most {max_dims}")
+    return dtype, shape, fortran
 
 
 def npy_members(zf: zipfile.ZipFile) -> list[str]:
