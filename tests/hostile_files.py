@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import resource
 import struct
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +231,13 @@ def _archive_variants(root: Path, good: Motion) -> list[Path]:
         npz(root / "no_poses.npz", trans=np.zeros((T, 3)), mocap_framerate=np.float64(30)),
         motion_zip(root / "version_99.motion", dict(hdr, version=99)),
         _corrupt(motion_zip(root / "crc_bad.motion", hdr), b"quats.npy", 400),
+        write_zip(root / "npy_version.npz", {"poses.npy": b"\x93NUMPY\x07\x00" + bytes(120),
+                                             "trans.npy": npy_bytes(np.zeros((T, 3))),
+                                             "mocap_framerate.npy": npy_bytes(np.float64(30))}),
+        write_zip(root / "npy_short.npz", {"poses.npy": npy_bytes(poses)[:-64], "trans.npy": npy_bytes(np.zeros((T, 3))),
+                                           "mocap_framerate.npy": npy_bytes(np.float64(30))}),
+        npz(root / "poses_6d.npz", **dict(ok, poses=np.zeros((T, 1, 1, 1, 1, 72)))),
+        motion_zip(root / "header_big.motion", dict(hdr, meta={"notes": " " * (2 << 20)})),
         write_zip(root / "many_members.npz", {f"a{i}.npy": npy_bytes(np.zeros(1)) for i in range(5000)}),
     ]
     good_npz = root / "good_source.npz.tmp"
@@ -241,11 +252,14 @@ def _archive_variants(root: Path, good: Motion) -> list[Path]:
 
 
 def make_corpus(root: Path) -> Corpus:
-    """Write the hostile files and four good ones (one per readable format) into `root`."""
+    """Write the hostile files and five good ones (one per readable format) into `root`."""
     root.mkdir(parents=True, exist_ok=True)
     good = [root / "good_walk.bvh", root / "good_amass.npz", root / "good_ours.json", root / "good_lossless.motion"]
     for i, p in enumerate(good):
         save_motion(good_motion(seed=i), p)
+    m = good_motion(seed=5)  # column-major arrays, as some tools write them
+    good.append(npz(root / "good_fortran.npz", poses=np.asfortranarray(m.axis_angle().reshape(-1, 72).numpy()),
+                    trans=np.asfortranarray(m.trans.numpy()), mocap_framerate=np.float64(30)))
     good_bvh = good[0].read_text()
     good_json = json.loads(good[2].read_text())
     bad: list[Path] = []
@@ -266,8 +280,34 @@ def make_corpus(root: Path) -> Corpus:
     return Corpus(bad=bad, good=good, texts=texts)
 
 
-if __name__ == "__main__":
-    import sys
+# --- running the CLI in a child with an address-space limit ---------------------------------------------
 
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+
+
+def child_env() -> dict[str, str]:
+    """One BLAS / OpenMP thread and two malloc arenas: each thread reserves address space."""
+    return {**os.environ, **SINGLE_THREADED}
+
+
+def import_footprint() -> int:
+    """Bytes of address space a process maps by importing the CLI (a CUDA build of torch maps about 3 GB)."""
+    code = ("import motionclip.core.cli, motionclip.core.io, pandas\n"
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=True)
+    return int(out.stdout.split()[-1]) * 1024
+
+
+def run_limited(args: list[str], limit: int, timeout: float, module: str = "motionclip.core.cli"
+                ) -> subprocess.CompletedProcess:
+    """`python -m module ARGS` with RLIMIT_AS = limit bytes; raises TimeoutExpired past `timeout` s."""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    cmd = [sys.executable, "-m", module, *args] if module else [sys.executable, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=child_env(), preexec_fn=cap, timeout=timeout)
+
+
+if __name__ == "__main__":
     c = make_corpus(Path(sys.argv[1]))
     print(f"{len(c.bad)} hostile files, {len(c.good)} good files in {sys.argv[1]}")
