@@ -4,12 +4,9 @@ no runaway memory, and every good file still imported (corpus: tests/hostile_fil
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from motionclip.core.cli import main
 from motionclip.core.data import importer
@@ -234,7 +231,7 @@ def test_files_larger_than_the_limit_are_not_read(tmp_path, monkeypatch) -> None
 
 
 @pytest.mark.parametrize("exc, message", [
-    (MemoryError(), "needs more memory than this machine can give"),
+    (MemoryError(), "reading it needs more memory than this machine can give"),
     (RecursionError(), "nested too deeply"),
     (KeyError("poses"), "not a readable bvh file (KeyError: 'poses')"),
     (OSError(5, "Input/output error"), "cannot read the file (Input/output error)"),
@@ -249,7 +246,7 @@ def test_whatever_a_reader_raises_becomes_one_line_naming_the_file(corpus, monke
     good = corpus.good[0]
     with pytest.raises(MotionClipError) as e:
         load_source_motion(good)
-    assert str(e.value) == f"{good}: {message}" or str(e.value).startswith(f"{good}: {message}"), str(e.value)
+    assert str(e.value).startswith(f"{good}: {message}") and "\n" not in str(e.value), str(e.value)
 
 
 def test_import_survives_failures_outside_the_readers(corpus, tmp_path, monkeypatch, capsys) -> None:
@@ -285,5 +282,3 @@ def test_limits_are_documented_in_one_place() -> None:
     assert L.check_fps("f", 30) == 30.0
     with pytest.raises(L.LimitError, match=r"f: the frame rate must be a number of frames per second, got 'x'"):
         L.check_fps("f", "x")
-    assert np.isfinite(torch.tensor(L.MAX_FPS))
-    _ = sys
