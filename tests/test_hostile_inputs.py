@@ -185,7 +185,7 @@ def test_npz_contents_are_checked(corpus, name, message) -> None:
     ("header_nested.motion", r"'fps' must be a number of frames per second"),
     ("header_no_fps.motion", r"the header has no 'fps'"),
     ("string_meta.motion", r"'meta' must be a JSON object, got str"),
-    ("header_deep.motion", r"nesting depth is 50000; the limit is 32"),
+    ("header_deep.motion", r"nesting depth is over 1000; the limit is 32"),
     ("header_binary.motion", r"not UTF-8 text"),
     ("header_big.motion", r"member 'header.json' is 2,097,2\d\d bytes; the limit is 1,048,576 bytes"),
     ("huge_int.motion", r"is inf fps"),
@@ -199,7 +199,7 @@ def test_motion_files_are_checked(corpus, name, message) -> None:
 
 
 def test_json_limits(corpus) -> None:
-    with pytest.raises(L.LimitError, match=r"nesting depth is 100000"):
+    with pytest.raises(L.LimitError, match=r"nesting depth is over 1000; the limit is 32"):
         load_source_motion(bad_by_name(corpus, "deep.json"))
     with pytest.raises(MotionClipError, match=r"NaN is not a number JSON allows"):
         load_source_motion(bad_by_name(corpus, "nan.json"))
@@ -209,9 +209,23 @@ def test_json_limits(corpus) -> None:
         load_source_motion(bad_by_name(corpus, "string_meta.json"))
     with pytest.raises(MotionClipError, match=r"over 1e\+09 s is 30,000,000,019; the limit is 200,000"):
         load_source_motion(bad_by_name(corpus, "deepmimic_gap.txt"))
-    assert L.json_depth(b'{"a": "[[[[", "b": [[1]]}') == 3  # brackets inside strings do not count
+    assert L.json_depth(json.loads('{"a": "[[[[", "b": [[1]]}')) == 3  # brackets inside strings do not count
+    with pytest.raises(L.LimitError, match=r"nesting depth is 33; the limit is 32"):
+        L.loads_json(b"[" * 33 + b"]" * 33, "deep33.json")
+    with pytest.raises(MotionClipError, match=r"line 1: invalid JSON"):  # an unclosed string: no slow scan
+        L.loads_json(b'"' + b'a\\"' * 200_000, "quotes.json")
     with pytest.raises(L.LimitError, match=r"JSON size is 67,108,865 bytes"):
         L.loads_json(b" " * (L.MAX_JSON_BYTES + 1), "big.json")
+
+
+def test_motions_sent_to_the_server_meet_the_same_limits() -> None:
+    from motionclip.core.io.json_motion import data_to_motion
+    from motionclip.core.protocol import MotionData
+
+    still = [[[1.0, 0.0, 0.0, 0.0]] * 24] * 2
+    with pytest.raises(L.LimitError, match=r"^motion: 'fps' is 1e-06 fps; readable files have 1 to 1000 fps"):
+        data_to_motion(MotionData(fps=1e-6, rotations=still, trans=[[0.0] * 3] * 2), "motion")
+    assert data_to_motion(MotionData(fps=30.0, rotations=still, trans=[[0.0] * 3] * 2), "motion").num_frames == 2
 
 
 def test_resampling_to_too_many_frames_is_refused() -> None:

@@ -40,10 +40,13 @@ def motion_to_data(motion: Motion, skeleton: Skeleton | None = None, digits: int
 
 
 def data_to_motion(data: MotionData, origin: str = "motion") -> Motion:
-    """The wire type (already validated by MotionData.from_json) as a Motion; quaternions are normalised."""
+    """The wire type (already validated by MotionData.from_json) as a Motion; quaternions are normalised.
+    The readers' limits apply here too (frame rate, frames)."""
+    fps = check_fps(origin, data.fps, "'fps'")
+    check_count(origin, "the number of frames", len(data.rotations), "MAX_FRAMES")
     try:
         return Motion(torch.tensor(data.rotations, dtype=torch.float32), torch.tensor(data.trans, dtype=torch.float32),
-                      data.fps, meta=dict(data.meta))
+                      fps, meta=dict(data.meta))
     except (TypeError, ValueError) as exc:
         raise JsonMotionError(f"{origin}: {exc}") from None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -84,14 +84,21 @@ def read_bytes(path: Path, limit_name: str = "MAX_FILE_BYTES") -> bytes:
 
 # --- JSON -------------------------------------------------------------------------------------------------
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+def json_depth(obj: Any) -> int:
+    """Deepest nesting of lists / dicts in a parsed JSON value (walked without recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
-def json_depth(raw: bytes) -> int:
-    """Deepest nesting of arrays / objects (strings skipped), without parsing."""
-    text = np.frombuffer(_STRINGS.sub(b'""', raw), dtype=np.uint8)
-    step = (np.isin(text, (ord("["), ord("{"))).astype(np.int64) - np.isin(text, (ord("]"), ord("}"))))
-    return int(step.cumsum().max(initial=0))
+def _parse_int(text: str) -> int | float:
+    # Long integers become floats (too large ones: inf, refused as non-finite) instead of failing
+    # Python's limit on integer digits.
+    return int(text) if len(text) <= 18 else float(text)
 
 
 def _no_constant(name: str):
@@ -99,13 +106,9 @@ def _no_constant(name: str):
 
 
 def loads_json(raw: bytes, origin: Any, error: type[MotionClipError] = MotionClipError) -> Any:
-    """JSON from bytes with the limits: size, nesting, UTF-8, no NaN / Infinity; integers become floats,
-    so a 5,000-digit integer is read as a (too large) number instead of failing Python's int limits."""
+    """JSON from bytes with the limits: size, nesting, UTF-8, no NaN / Infinity, no 5,000-digit integers."""
     if len(raw) > MAX_JSON_BYTES:
         raise beyond(origin, "the JSON size", f"{len(raw):,}", "MAX_JSON_BYTES", " bytes")
-    depth = json_depth(raw)
-    if depth > MAX_JSON_DEPTH:
-        raise beyond(origin, "the JSON nesting depth", depth, "MAX_JSON_DEPTH")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -113,11 +116,17 @@ def loads_json(raw: bytes, origin: Any, error: type[MotionClipError] = MotionCli
     if not text.strip():
         raise error(f"{origin}: the file is empty; expected a JSON motion")
     try:
-        return json.loads(text, parse_int=float, parse_constant=_no_constant)
+        data = json.loads(text, parse_int=_parse_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise error(f"{origin}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:  # the parser's own guard, at about a thousand levels
+        raise beyond(origin, "the JSON nesting depth", f"over {sys.getrecursionlimit()}", "MAX_JSON_DEPTH") from None
+    except ValueError as exc:
         raise error(f"{origin}: unusable JSON ({exc})") from None
+    depth = json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise beyond(origin, "the JSON nesting depth", depth, "MAX_JSON_DEPTH")
+    return data
 
 
 def read_json_file(path: Path, error: type[MotionClipError] = MotionClipError) -> Any:
