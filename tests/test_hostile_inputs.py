@@ -290,6 +290,17 @@ def test_import_survives_failures_outside_the_readers(corpus, tmp_path, monkeypa
     assert result.failed == [(str(walk), "reading it needs more memory than this machine can give")]
 
 
+def test_convert_names_the_output_when_the_disk_is_full(corpus, tmp_path, monkeypatch, capsys) -> None:
+    import motionclip.core.motion as motion_module
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(motion_module, "atomic_write_bytes", full)
+    out = tmp_path / "out.motion"
+    assert main(["convert", str(corpus.good[0]), str(out)]) == 1
+    assert capsys.readouterr().err == f"error: {out}: cannot write (No space left on device)\n"
+
+
 def test_limits_are_documented_in_one_place() -> None:
     for name in L.LIMIT_NAMES:
         assert isinstance(getattr(L, name), (int, float)), name

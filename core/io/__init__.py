@@ -147,6 +147,15 @@ def save_motion(motion: Motion, path: str | Path, format: str | None = None, ske
             path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FormatError(f"{path}: cannot create the folder ({exc.strerror})") from None
+    try:
+        return _write(motion, path, fmt, skeleton)
+    except PermissionError:
+        raise  # the command line says which path to choose instead
+    except OSError as exc:  # a full disk, an I/O error: name the file being written
+        raise FormatError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _write(motion: Motion, path: Path, fmt: str, skeleton: Skeleton | None) -> Path:
     if fmt == "bvh":
         from .bvh import write_bvh
 
