@@ -242,8 +242,8 @@ class Motion:
 
 def _check_header(header: Any, path: Path) -> None:
     if not isinstance(header, dict):
-        raise MotionError(f"{path}: the header is a JSON {type(header).__name__}, expected an object with "
-                          f"format, version, fps and meta")
+        kind = {list: "list", str: "string", float: "number", int: "number", bool: "boolean"}.get(type(header), "null")
+        raise MotionError(f"{path}: the header is a JSON {kind}, expected an object with format, version, fps and meta")
     if header.get("format") != "motionclip-motion":
         raise MotionError(f"{path}: header has format {str(header.get('format'))[:60]!r}, expected 'motionclip-motion'")
     version = header.get("version", 0)

@@ -124,6 +124,9 @@ def _bvh_variants(root: Path, good_bvh: str) -> dict[str, str | bytes]:
     frames = "\n".join(lines[2:])
     zero = "\n".join("OFFSET 0 0 0" if ln.strip().startswith("OFFSET") else ln for ln in head.splitlines())
     deep = "HIERARCHY\n" + "JOINT j {\nOFFSET 0 0 0\nCHANNELS 3 Xrotation Yrotation Zrotation\n" * 20000
+    wide = ("HIERARCHY\nROOT r\n{\nOFFSET 0 0 0\nCHANNELS 6 Xposition Yposition Zposition Xrotation Yrotation Zrotation\n"
+            + "JOINT j\n{\nOFFSET 0 1 0\nCHANNELS 6 Xposition Yposition Zposition Xrotation Yrotation Zrotation\n" * 59
+            + "}\n" * 60)
     return {
         "channels_minus2.bvh": head.replace("CHANNELS 3", "CHANNELS -2", 1) + "MOTION" + motion_part,
         "channels_huge.bvh": head.replace("CHANNELS 3", "CHANNELS 999999999999", 1) + "MOTION" + motion_part,
@@ -147,6 +150,10 @@ def _bvh_variants(root: Path, good_bvh: str) -> dict[str, str | bytes]:
         "no_smpl_joints.bvh": re.sub(r"(ROOT|JOINT) (\S+)", lambda m: f"{m.group(1)} bone{m.start()}", head)
         + "MOTION" + motion_part,
         "short.bvh": f"{head}MOTION\nFrames: 3\nFrame Time: 0.0333333\n" + "\n".join(lines[2:5]) + "\n",
+        "values_many.bvh": f"{wide}MOTION\nFrames: 199999\nFrame Time: 0.0333333\n" + "0 " * 360 + "\n",
+        "big_value.bvh": head + "MOTION" + motion_part.replace(lines[5].split()[3], "1e30", 1),
+        "huge_offset.bvh": re.sub(r"(JOINT L_Wrist\s*\{\s*)OFFSET [^\n]*", r"\1OFFSET 1e39 0 0", head)
+        + "MOTION" + motion_part,
         "empty.bvh": "",
         "binary.bvh": bytes(range(256)) * 40,
         "utf16.bvh": good_bvh.encode("utf-16"),
@@ -170,6 +177,9 @@ def _json_variants(good: dict) -> dict[str, str | bytes]:
         "joint_names_number.json": json.dumps(dict(good, joint_names=5)),
         "trans_short.json": json.dumps(dict(good, trans=good["trans"][:3])),
         "zero_quats.json": json.dumps(dict(good, rotations=[[[0, 0, 0, 0]] * 24] * len(good["rotations"]))),
+        "frames_many.json": json.dumps(dict(good, rotations=[0] * 200_001)),
+        "deepmimic_negative_dt.txt": json.dumps({"Loop": "wrap", "Frames": [dm_frame] * 5 + [[-1.0] + dm_frame[1:]]
+                                                 + [dm_frame] * 5}),
         "empty.json": "",
         "top_list.json": "[1, 2, 3]",
         "utf16.json": json.dumps(good).encode("utf-16"),
@@ -227,6 +237,14 @@ def _archive_variants(root: Path, good: Motion) -> list[Path]:
         write_zip(root / "header_lie_member.npz", {"poses.npy": npy_header((500_000, 72)) + bytes(576),
                                                    "trans.npy": npy_bytes(np.zeros((3, 3))),
                                                    "mocap_framerate.npy": npy_bytes(np.float64(30))}),
+        write_zip(root / "frames_many.npz", {"poses.npy": bomb_member(npy_header((200_001, 72)), 200_001 * 576),
+                                             "trans.npy": npy_bytes(np.zeros((3, 3))),
+                                             "mocap_framerate.npy": npy_bytes(np.float64(30))}),
+        npz(root / "split_layout_mismatch.npz", root_orient=np.zeros((T, 3)), pose_body=np.zeros((T + 1, 63)),
+            trans=np.zeros((T, 3)), mocap_framerate=np.float64(30)),
+        motion_zip(root / "version_text.motion", dict(hdr, version="one")),
+        write_zip(root / "no_header.motion", {"quats.npy": npy_bytes(q), "trans.npy": npy_bytes(t)}),
+        _corrupt(motion_zip(root / "header_crc.motion", hdr), b"header.json", 5),
         npz(root / "trans_mismatch.npz", **dict(ok, trans=np.zeros((T + 1, 3)))),
         npz(root / "no_poses.npz", trans=np.zeros((T, 3)), mocap_framerate=np.float64(30)),
         motion_zip(root / "version_99.motion", dict(hdr, version=99)),

@@ -149,6 +149,13 @@ def test_bvh_frame_times_outside_the_fps_range_are_refused(corpus) -> None:
 def test_a_skeleton_of_zero_offsets_is_refused(corpus) -> None:
     with pytest.raises(RetargetError, match="rest offsets are zero"):
         load_source_motion(bad_by_name(corpus, "zero_offsets.bvh"))
+    # Offsets and values beyond float32's range would become infinite: refused as read.
+    with pytest.raises(L.LimitError, match=r"line 94: OFFSET 1e39 is beyond \+-1e\+09 \(MAX_ABS_VALUE"):
+        read_bvh(bad_by_name(corpus, "huge_offset.bvh"))
+    with pytest.raises(L.LimitError, match=r"line 148: value 4 is 1e\+30, beyond \+-1e\+09"):
+        read_bvh(bad_by_name(corpus, "big_value.bvh"))
+    with pytest.raises(L.LimitError, match=r"frames x channels \(199,999 x 360\) is 71,999,640"):
+        read_bvh(bad_by_name(corpus, "values_many.bvh"))
 
 
 def test_npz_bombs_and_lying_headers_are_refused_before_reading(corpus) -> None:
@@ -172,6 +179,8 @@ def test_npz_bombs_and_lying_headers_are_refused_before_reading(corpus) -> None:
     ("npy_version.npz", r"\.npy format version \(7, 0\)"),
     ("poses_6d.npz", r"has 6 dimensions"),
     ("betas_huge.npz", r"'betas' must be at most 300"),
+    ("frames_many.npz", r"number of frames is 200,001; the limit is 200,000"),
+    ("split_layout_mismatch.npz", r"'root_orient' \[40, 3\] and 'pose_body' \[41, 63\] must both be"),
 ])
 def test_npz_contents_are_checked(corpus, name, message) -> None:
     with pytest.raises(MotionClipError, match=message):
@@ -182,6 +191,10 @@ def test_npz_contents_are_checked(corpus, name, message) -> None:
     ("bomb.motion", r"MAX_ZIP_ENTRY_BYTES"),
     ("header_lie.motion", r"96,000,000,000 values"),
     ("header_list.motion", r"the header is a JSON list"),
+    ("header_string.motion", r"the header is a JSON string"),
+    ("version_text.motion", r"'version' must be a number, got 'one'"),
+    ("no_header.motion", r"no header.json"),
+    ("header_crc.motion", r"member 'header.json' cannot be read \(Bad CRC-32"),
     ("header_nested.motion", r"'fps' must be a number of frames per second"),
     ("header_no_fps.motion", r"the header has no 'fps'"),
     ("string_meta.motion", r"'meta' must be a JSON object, got str"),
@@ -209,6 +222,10 @@ def test_json_limits(corpus) -> None:
         load_source_motion(bad_by_name(corpus, "string_meta.json"))
     with pytest.raises(MotionClipError, match=r"over 1e\+09 s is 30,000,000,019; the limit is 200,000"):
         load_source_motion(bad_by_name(corpus, "deepmimic_gap.txt"))
+    with pytest.raises(MotionClipError, match=r"Frames\[5\] has a negative duration"):
+        load_source_motion(bad_by_name(corpus, "deepmimic_negative_dt.txt"))
+    with pytest.raises(L.LimitError, match=r"number of frames in 'rotations' is 200,001"):
+        load_source_motion(bad_by_name(corpus, "frames_many.json"))
     assert L.json_depth(json.loads('{"a": "[[[[", "b": [[1]]}')) == 3  # brackets inside strings do not count
     with pytest.raises(L.LimitError, match=r"nesting depth is 33; the limit is 32"):
         L.loads_json(b"[" * 33 + b"]" * 33, "deep33.json")
@@ -299,6 +316,17 @@ def test_convert_names_the_output_when_the_disk_is_full(corpus, tmp_path, monkey
     out = tmp_path / "out.motion"
     assert main(["convert", str(corpus.good[0]), str(out)]) == 1
     assert capsys.readouterr().err == f"error: {out}: cannot write (No space left on device)\n"
+
+
+def test_nothing_non_finite_reaches_the_index(corpus, tmp_path, monkeypatch) -> None:
+    motion, report = load_source_motion(corpus.good[0])
+    report.facing_err_deg = float("nan")  # as a degenerate skeleton could measure
+    monkeypatch.setattr(importer, "load_source_motion", lambda *a, **k: (motion, report))
+    result = importer.import_files([corpus.good[0]], tmp_path / "ds", texts_file=corpus.texts)
+    [(file, reason)] = result.failed
+    assert file == str(corpus.good[0]) and reason.startswith("its measurements or metadata are not plain finite JSON "
+                                                             "values (Out of range float values"), reason
+    assert not (tmp_path / "ds" / "index.json").exists()
 
 
 def test_limits_are_documented_in_one_place() -> None:

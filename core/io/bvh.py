@@ -19,7 +19,7 @@ from .. import rotations as R
 from ..motion import Motion, atomic_write_text
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 from ..errors import MotionClipError
-from .limits import MAX_CHANNELS_PER_JOINT, check_count, check_fps, read_bytes
+from .limits import MAX_ABS_VALUE, MAX_CHANNELS_PER_JOINT, LimitError, check_count, check_fps, read_bytes
 from .source import SourceClip, SourceSkeleton
 
 
@@ -82,6 +82,9 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
             raise BVHError(f"{path}: line {tok[0]}: expected a number for {what}, found {tok[1]!r}") from None
         if not math.isfinite(v):
             raise BVHError(f"{path}: line {tok[0]}: {what} is {tok[1]}; offsets must be finite numbers")
+        if abs(v) > MAX_ABS_VALUE:
+            raise LimitError(f"{path}: line {tok[0]}: {what} {tok[1]} is beyond +-{MAX_ABS_VALUE:g} (MAX_ABS_VALUE in "
+                             f"motionclip/core/io/limits.py)")
         return v
 
     last_joint = -1
@@ -195,6 +198,11 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise BVHError(f"{path}: line {first_data_line + r}: value {c + 1} is {data[r, c]}; motion data must be finite numbers")
+    big = np.abs(data) > MAX_ABS_VALUE
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise LimitError(f"{path}: line {first_data_line + r}: value {c + 1} is {data[r, c]:g}, beyond "
+                         f"+-{MAX_ABS_VALUE:g} (MAX_ABS_VALUE in motionclip/core/io/limits.py)")
 
     skel = SourceSkeleton(names=names, parents=parents, offsets=np.asarray(offsets, dtype=np.float64), end_sites=end_sites)
     euler, orders, local_pos = _channels_to_transforms(data, channels, skel.offsets)

@@ -31,10 +31,11 @@ MAX_JOINTS = 512                  # joints in a BVH hierarchy
 MAX_CHANNELS_PER_JOINT = 6        # BVH channels of one joint (3 rotations + 3 positions)
 MAX_VALUES = 50_000_000           # numbers in one motion array (frames x channels): 400 MB as float64
 MIN_FPS, MAX_FPS = 1.0, 1000.0    # frame rate of a source file
+MAX_ABS_VALUE = 1e9               # any BVH offset, position or angle (beyond float32's range: 3.4e38)
 
 LIMIT_NAMES = ("MAX_FILE_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_ZIP_ENTRIES", "MAX_ZIP_ENTRY_BYTES",
                "MAX_HEADER_BYTES", "MAX_FRAMES", "MAX_JOINTS", "MAX_CHANNELS_PER_JOINT", "MAX_VALUES", "MIN_FPS",
-               "MAX_FPS")
+               "MAX_FPS", "MAX_ABS_VALUE")
 
 
 class LimitError(MotionClipError):

@@ -309,12 +309,7 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
     offsets[0] = rest[0]
     joints = chain_positions(G, offsets, PARENTS) + trans  # [24, T, 3]
     report = _measure(joints, pos_s * scale, idx, pairs, fitted, mapping, scale, up)
-    measured = report.as_dict()
-    bad = [k for k, v in measured.items() if isinstance(v, float) and not math.isfinite(v)]
-    if bad or not torch.isfinite(joints).all():
-        raise RetargetError(f"{origin}: retargeting gives non-finite values ({', '.join(bad) or 'joint positions'}); "
-                            f"check the skeleton's OFFSETs (zero-length or coinciding bones)")
-    motion.meta["retarget"] = measured
+    motion.meta["retarget"] = report.as_dict()
     return motion, report
 
 
