@@ -227,7 +227,7 @@ class Motion:
             header = loads_json(read_member(zf, "header.json", path, MotionError, MAX_HEADER_BYTES), path, MotionError)
             _check_header(header, path)
             fps = check_fps(path, header["fps"], "the header's 'fps'")
-            arrays = {n[:-4]: read_npy(zf, n, path, MotionError) for n in npy_members(zf)
+            arrays = {n[:-4]: read_npy(zf, n, path, MotionError, frames=n != "betas.npy") for n in npy_members(zf)
                       if n in ("quats.npy", "trans.npy", "betas.npy")}
         for name in ("quats", "trans"):
             if name not in arrays:

@@ -41,7 +41,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     wanted = ("poses", "root_orient", "pose_body", "trans", "mocap_framerate", "mocap_frame_rate", "fps", "betas")
     with open_zip(path, AmassError, "npz file") as zf:
         members = {n[:-4]: n for n in npy_members(zf)}
-        return {k: read_npy(zf, members[k], path, AmassError) for k in wanted if k in members}
+        return {k: read_npy(zf, members[k], path, AmassError, frames=k in wanted[:4]) for k in wanted if k in members}
 
 
 def read_amass(path: str | Path, up: str = "z", skeleton: Skeleton | None = None) -> Motion:

@@ -167,13 +167,16 @@ def read_member(zf: zipfile.ZipFile, name: str, path: Path, error: type[MotionCl
 
 
 def read_npy(zf: zipfile.ZipFile, name: str, path: Path, error: type[MotionClipError],
-             max_dims: int = 4) -> np.ndarray:
+             max_dims: int = 4, frames: bool = False) -> np.ndarray:
     """A numeric array from an .npy member: its header (dtype, shape) is checked against the limits and
-    against the member's declared size before the array is allocated and read."""
+    against the member's declared size before the array is allocated and read. With `frames`, the first
+    dimension counts frames and is held to MAX_FRAMES."""
     size = zf.getinfo(name).file_size
     try:
         with zf.open(name) as f:
             dtype, shape, fortran = _npy_header(f, name, path, error, max_dims)
+            if frames and shape:
+                check_count(path, f"the number of frames in {name!r} {list(shape)}", shape[0], "MAX_FRAMES")
             count = math.prod(shape)
             if count > MAX_VALUES:
                 raise beyond(path, f"the size of array {name!r} {list(shape)}", f"{count:,} values", "MAX_VALUES")
