@@ -167,6 +167,10 @@ def test_npz_bombs_and_lying_headers_are_refused_before_reading(corpus) -> None:
         read_amass(bad_by_name(corpus, "header_lie_member.npz"))
     with pytest.raises(MotionClipError, match=r"holds 22,976 bytes of data .* the file is truncated"):
         read_amass(bad_by_name(corpus, "npy_short.npz"))
+    # 200,000 frames (the limit) of zeros in 117 KB: refused for its compression ratio before it is read.
+    with pytest.raises(L.LimitError, match=r"member 'poses.npy' expands 1,0\d\d times \([\d,]+ to 115,200,128 bytes\); "
+                                           r"the limit is 100 times \(MAX_COMPRESSION_RATIO"):
+        read_amass(bad_by_name(corpus, "bomb_in_limits.npz"))
     with pytest.raises(L.LimitError, match=r"archive members is 5000; the limit is 64"):
         read_amass(bad_by_name(corpus, "many_members.npz"))
 

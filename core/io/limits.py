@@ -26,6 +26,7 @@ MAX_JSON_DEPTH = 32               # nesting of JSON arrays / objects (a motion n
 MAX_ZIP_ENTRIES = 64              # members of an .npz / .motion archive
 MAX_ZIP_ENTRY_BYTES = 512 << 20   # one member, decompressed, as the archive declares it
 MAX_HEADER_BYTES = 1 << 20        # the JSON header of a .motion file
+MAX_COMPRESSION_RATIO = 100       # decompressed / compressed size of a member over 1 MiB (motion data: under 5)
 MAX_FRAMES = 200_000              # frames in a source file, and after resampling
 MAX_JOINTS = 512                  # joints in a BVH hierarchy
 MAX_CHANNELS_PER_JOINT = 6        # BVH channels of one joint (3 rotations + 3 positions)
@@ -34,7 +35,7 @@ MIN_FPS, MAX_FPS = 1.0, 1000.0    # frame rate of a source file
 MAX_ABS_VALUE = 1e9               # any BVH offset, position or angle (beyond float32's range: 3.4e38)
 
 LIMIT_NAMES = ("MAX_FILE_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_ZIP_ENTRIES", "MAX_ZIP_ENTRY_BYTES",
-               "MAX_HEADER_BYTES", "MAX_FRAMES", "MAX_JOINTS", "MAX_CHANNELS_PER_JOINT", "MAX_VALUES", "MIN_FPS",
+               "MAX_HEADER_BYTES", "MAX_COMPRESSION_RATIO", "MAX_FRAMES", "MAX_JOINTS", "MAX_CHANNELS_PER_JOINT", "MAX_VALUES", "MIN_FPS",
                "MAX_FPS", "MAX_ABS_VALUE")
 
 
@@ -183,6 +184,7 @@ def read_npy(zf: zipfile.ZipFile, name: str, path: Path, error: type[MotionClipE
             if count * dtype.itemsize > size:
                 raise error(f"{path}: array {name!r} declares {list(shape)} {dtype} ({count * dtype.itemsize:,} "
                             f"bytes) but its member holds {size:,} bytes; the file is damaged")
+            _check_ratio(zf.getinfo(name), path)
             arr = np.empty(count, dtype=dtype)
             view, got = memoryview(arr.view(np.uint8).reshape(-1)), 0
             while got < len(view):
@@ -198,6 +200,14 @@ def read_npy(zf: zipfile.ZipFile, name: str, path: Path, error: type[MotionClipE
         raise error(f"{path}: array {name!r} holds {got:,} bytes of data but its header declares "
                     f"{list(shape)} {dtype} ({count * dtype.itemsize:,} bytes); the file is truncated")
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+def _check_ratio(info: zipfile.ZipInfo, path: Path) -> None:
+    if info.file_size > 1 << 20 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        ratio = info.file_size / max(info.compress_size, 1)
+        raise LimitError(f"{path}: member {info.filename!r} expands {ratio:,.0f} times ({info.compress_size:,} to "
+                         f"{info.file_size:,} bytes); the limit is {MAX_COMPRESSION_RATIO} times (MAX_COMPRESSION_RATIO "
+                         f"in motionclip/core/io/limits.py): a zip bomb, or a motion of constant values")
 
 
 def _npy_header(f, name: str, path: Path, error: type[MotionClipError], max_dims: int):
