@@ -27,7 +27,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 # thread pool's locks.
 os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"})
 
+import numpy as np  # noqa: E402
+
 from hostile_files import import_footprint, make_corpus, run_limited  # noqa: E402
+from motionclip.core.io import limits as L  # noqa: E402
 
 
 def cost_only_themselves(bad: list[Path], good: list[Path], stderr: str, errors: list[dict], imported: set[str]
@@ -61,6 +64,17 @@ def peak_rss_alone(path: Path | None, texts: Path, out: Path) -> tuple[int, str]
         msg = f.read().decode()
     _, _, usage = os.wait4(pid, 0)
     return usage.ru_maxrss * 1024, msg
+
+
+def at_the_limits(path: Path) -> Path:
+    """A valid npz as small as the limits allow for the most frames: sparse poses that compress ~95 times."""
+    rng = np.random.default_rng(0)
+    poses, trans = np.zeros((L.MAX_FRAMES, 72)), np.zeros((L.MAX_FRAMES, 3))
+    for a, density in ((poses, 0.007), (trans, 0.05)):
+        mask = rng.random(a.shape) < density
+        a[mask] = rng.random(int(mask.sum())) * 0.1
+    np.savez_compressed(path, poses=poses, trans=trans, mocap_framerate=np.float64(30))
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{good_peak / 2**20:.0f} MiB; worst hostile file under 10 MB: {worst[1].name} "
               f"({worst[1].stat().st_size / 1e6:.2f} MB) {worst[0] / 2**20:.0f} MiB "
               f"({(worst[0] - base) / 2**20:+.0f} MiB over what it inherited)")
+        big = at_the_limits(Path(tmp) / "at_limits.npz")
+        (Path(tmp) / "at_limits.csv").write_text("file,text\nat_limits,a person stands still\n")
+        peak, msg = peak_rss_alone(big, Path(tmp) / "at_limits.csv", Path(tmp) / "big")
+        print(f"a file at the limits ({big.stat().st_size / 1e6:.1f} MB npz, {L.MAX_FRAMES:,} frames, expanding "
+              f"~95 times): {msg}, peak {peak / 2**20:.0f} MiB")
         escaped = [r for r in rows if r[2].startswith("ESCAPED")]
         print(f"errors escaping the importer: {len(escaped)}")
         if args.table:
