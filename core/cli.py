@@ -212,11 +212,12 @@ def cmd_recognize(args) -> int:
     from .io import load_motion
 
     labels = [l.strip() for l in args.labels.split(",") if l.strip()]
+    motion = load_motion(args.motion)  # a bad file fails before the model loads
     if args.server:
         from .server_cli import remote_recognize
-        ranked = remote_recognize(args, load_motion(args.motion), labels)
+        ranked = remote_recognize(args, motion, labels)
     else:
-        ranked = _model(args).recognize(load_motion(args.motion), labels)[: args.top]
+        ranked = _model(args).recognize(motion, labels)[: args.top]
     if args.json:
         print(json.dumps([{"label": l, "score": round(s, 6)} for l, s in ranked]))
     else:

@@ -139,7 +139,12 @@ class Motion:
             raise MotionError(f"target fps must be positive, got {fps}")
         if abs(fps - self.fps) < 1e-9 or self.num_frames == 1:
             return self.copy(fps=float(fps))
-        n = int(math.floor(self.duration * fps + 1e-6)) + 1
+        from .io.limits import check_count
+
+        span = self.duration * fps + 1e-6
+        n = math.floor(span) + 1 if math.isfinite(span) else span
+        check_count(self.meta.get("source") or "motion", f"resampling {self.num_frames} frames at {self.fps:g} fps "
+                    f"to {fps:g} fps: the number of frames", n, "MAX_FRAMES")
         return self.sample_at(torch.arange(n, dtype=torch.float64) * (self.fps / fps), fps)
 
     def sample_at(self, frame_pos: Tensor, fps: float) -> "Motion":
@@ -209,29 +214,47 @@ class Motion:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Motion":
+        """Read a `.motion` file; its sizes, header and arrays are checked before anything large is read."""
+        from .io.limits import MAX_HEADER_BYTES, check_fps, loads_json, npy_members, open_zip, read_member, read_npy
+
         path = Path(path)
-        try:
-            with zipfile.ZipFile(path) as zf:
-                header = json.loads(zf.read("header.json"))
-                arrays = {n[:-4]: np.load(io.BytesIO(zf.read(n)), allow_pickle=False)
-                          for n in zf.namelist() if n.endswith(".npy")}
-        except FileNotFoundError:
-            raise
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise MotionError(f"{path}: not a readable .motion file ({exc}); re-create it with `motionclip convert`") from exc
-        if header.get("format") != "motionclip-motion":
-            raise MotionError(f"{path}: header has format {header.get('format')!r}, expected 'motionclip-motion'")
-        if int(header.get("version", 0)) > FORMAT_VERSION:
-            raise MotionError(f"{path}: written by a newer version (format {header['version']}); upgrade motionclip")
+        if not path.is_file():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        with open_zip(path, MotionError, ".motion file") as zf:
+            if "header.json" not in zf.namelist():
+                raise MotionError(f"{path}: not a readable .motion file (no header.json); re-create it with "
+                                  f"`motionclip convert`")
+            header = loads_json(read_member(zf, "header.json", path, MotionError, MAX_HEADER_BYTES), path, MotionError)
+            _check_header(header, path)
+            fps = check_fps(path, header["fps"], "the header's 'fps'")
+            arrays = {n[:-4]: read_npy(zf, n, path, MotionError, frames=n != "betas.npy") for n in npy_members(zf)
+                      if n in ("quats.npy", "trans.npy", "betas.npy")}
         for name in ("quats", "trans"):
             if name not in arrays:
                 raise MotionError(f"{path}: missing array {name!r}")
         try:
-            return cls(torch.from_numpy(arrays["quats"]), torch.from_numpy(arrays["trans"]), header["fps"],
+            return cls(torch.from_numpy(arrays["quats"]), torch.from_numpy(arrays["trans"]), fps,
                        betas=torch.from_numpy(arrays["betas"]) if "betas" in arrays else None,
-                       meta=header.get("meta", {}))
+                       meta=header.get("meta") or {})
         except MotionError as exc:
             raise MotionError(f"{path}: {exc}") from exc
+
+
+def _check_header(header: Any, path: Path) -> None:
+    if not isinstance(header, dict):
+        kind = {list: "list", str: "string", float: "number", int: "number", bool: "boolean"}.get(type(header), "null")
+        raise MotionError(f"{path}: the header is a JSON {kind}, expected an object with format, version, fps and meta")
+    if header.get("format") != "motionclip-motion":
+        raise MotionError(f"{path}: header has format {str(header.get('format'))[:60]!r}, expected 'motionclip-motion'")
+    version = header.get("version", 0)
+    if not isinstance(version, (int, float)) or isinstance(version, bool):
+        raise MotionError(f"{path}: the header's 'version' must be a number, got {str(version)[:40]!r}")
+    if version > FORMAT_VERSION:
+        raise MotionError(f"{path}: written by a newer version (format {version:g}); upgrade motionclip")
+    if "fps" not in header:
+        raise MotionError(f"{path}: the header has no 'fps'; a .motion file records its frame rate")
+    if not isinstance(header.get("meta") or {}, dict):
+        raise MotionError(f"{path}: the header's 'meta' must be a JSON object, got {type(header['meta']).__name__}")
 
 
 def facing_from_joints(joints: Tensor) -> Tensor:

@@ -26,8 +26,8 @@ def load_motion_file(path: str | os.PathLike) -> Motion:
         raise RenderError(f"motion file not found: {path}")
     try:
         return load_source_motion(path)[0]
-    except MotionClipError as exc:
-        raise RenderError(f"cannot read the motion file {path}: {exc}") from None
+    except MotionClipError as exc:  # its message starts with the path
+        raise RenderError(f"cannot read the motion file {exc}") from None
     except (OSError, ValueError, KeyError, EOFError) as exc:  # damaged files of any format
         raise RenderError(f"cannot read the motion file {path} ({type(exc).__name__}: {exc})") from None
 

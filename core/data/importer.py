@@ -29,7 +29,8 @@ class ImportResult:
 def _is_motion_json(path: Path) -> bool:
     """In folders, .json / .txt files are labels or notes unless they hold a motion."""
     try:
-        head = path.read_text(errors="replace")[:4096]
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
     except OSError:
         return False
     return '"Frames"' in head or '"motionclip-json"' in head
@@ -82,18 +83,44 @@ def import_files(paths: list[str | Path], out: str | Path, *, fps: float = 30.0,
                                                    up=up, canonicalize=canonicalize, extra_frames=extra_frames,
                                                    splits=splits, split_seed=split_seed, split_by=split_by,
                                                    skeleton=skeleton))
-            except (MotionClipError, OSError) as exc:
-                msg = str(exc)
-                result.failed.append((str(path), msg[len(str(path)) + 2:] if msg.startswith(f"{path}: ") else msg))
+            except Exception as exc:  # noqa: BLE001 - any failure costs only its own file
+                result.failed.append((str(path), _reason(exc, path)))
     finally:
         # Publish what was imported, even when interrupted: each listed clip is complete.
         if result.imported:
-            index.save()
+            _publish(index.save, Path(out) / "index.json")
     if result.failed:
         report = [{"file": f, "error": e} for f, e in result.failed]
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "import_errors.json").write_text(json.dumps(report, indent=1))
+        _publish(lambda: _write_errors(Path(out), report), Path(out) / "import_errors.json")
     return result
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """What went wrong with one file, as one line without the file's own path in front."""
+    if isinstance(exc, MemoryError):
+        msg = "reading it needs more memory than this machine can give"
+    elif isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+        msg = f"cannot read or write{where}: {exc.strerror}"
+    elif isinstance(exc, (MotionClipError, OSError)):
+        msg = str(exc)
+    else:
+        msg = f"cannot be imported ({type(exc).__name__}: {exc})"
+    msg = " ".join(msg.split())
+    return msg[len(str(path)) + 2:] if msg.startswith(f"{path}: ") else msg
+
+
+def _write_errors(out: Path, report: list[dict[str, str]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "import_errors.json").write_text(json.dumps(report, indent=1))
+
+
+def _publish(write: Callable[[], None], target: Path) -> None:
+    try:
+        write()
+    except OSError as exc:
+        raise MotionClipError(f"{target}: cannot write ({exc.strerror or exc}); free some space or choose "
+                              f"another --out") from None
 
 
 def _import_one(path: Path, index: DatasetIndex, *, fps: float, format: str | None, mapping: Mapping | None,
@@ -121,6 +148,10 @@ def _import_one(path: Path, index: DatasetIndex, *, fps: float, format: str | No
                              "source_fps": motion.meta.get("source_fps", motion.fps), **labels}
     if report is not None:
         extra["retarget"] = report.as_dict()
+    try:  # the index is strict JSON: no NaN / Infinity from a degenerate source
+        json.dumps([extra, motion.meta], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MotionClipError(f"{path}: its measurements or metadata are not plain finite JSON values ({exc})") from None
     # The split follows the clip id, or a label the clip shares with others (e.g. its style), so
     # that a whole group is held out together.
     key = f"{split_by}={labels[split_by]}" if split_by and labels.get(split_by) else clip_id

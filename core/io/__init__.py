@@ -7,11 +7,14 @@ Writable: .bvh (SMPL skeleton), .npz (AMASS-style), .json, .motion, .npy (HumanM
 
 from __future__ import annotations
 
+import struct
+import zipfile
 from pathlib import Path
 
-from ..errors import MotionClipError, read_json
+from ..errors import MotionClipError
 from ..motion import MOTION_SUFFIX, Motion
 from ..skeleton import Skeleton
+from .limits import LimitError, read_json_file
 from .retarget import Mapping, RetargetReport, retarget
 
 READ_FORMATS = {".bvh": "bvh", ".npz": "amass", ".txt": "deepmimic", ".json": "json", MOTION_SUFFIX: "motion"}
@@ -36,11 +39,61 @@ def read_format(path: Path, format: str | None = None) -> str:
     return fmt
 
 
+# What a damaged file can make numpy, torch, zipfile or the parsers raise: each becomes one FormatError line.
+_DAMAGE = (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, RuntimeError, EOFError,
+           LookupError, zipfile.BadZipFile, struct.error)
+
+
 def load_source_motion(path: str | Path, format: str | None = None, mapping: Mapping | None = None,
                        skeleton: Skeleton | None = None, up: str | None = None,
                        extra_frames: str = "error") -> tuple[Motion, RetargetReport | None]:
-    """Read a motion file as an SMPL Motion. Retargeted formats also return what the retarget measured."""
+    """Read a motion file as an SMPL Motion. Retargeted formats also return what the retarget measured.
+
+    Whatever is wrong with the file, the error is a MotionClipError whose one-line message starts with
+    the file's path: the caller can report it and go on with the next file.
+    """
     path = Path(path)
+    try:
+        return _load(path, format, mapping, skeleton, up, extra_frames)
+    except MotionClipError as exc:
+        raise _naming(exc, path) from None
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    except MemoryError:
+        raise LimitError(f"{path}: reading it needs more memory than this machine can give") from None
+    except RecursionError:
+        raise FormatError(f"{path}: nested too deeply to read") from None
+    except _DAMAGE as exc:
+        raise FormatError(f"{path}: not a readable {_format_name(path, format)} file ({type(exc).__name__}: "
+                          f"{_one_line(exc)}); the file is damaged or not the format its extension says") from None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _naming(exc: MotionClipError, path: Path) -> MotionClipError:
+    """The error as one line that starts with the file's path."""
+    text = _one_line(exc, 1000)
+    if text.startswith(str(path)) and text == str(exc):
+        return exc
+    if not text.startswith(str(path)):
+        text = f"{path}: {text}"
+    try:
+        return type(exc)(text)
+    except TypeError:
+        return FormatError(text)
+
+
+def _format_name(path: Path, format: str | None) -> str:
+    return format or READ_FORMATS.get(path.suffix.lower(), path.suffix or "motion")
+
+
+def _load(path: Path, format: str | None, mapping: Mapping | None, skeleton: Skeleton | None, up: str | None,
+          extra_frames: str) -> tuple[Motion, RetargetReport | None]:
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     fmt = read_format(path, format)
@@ -60,7 +113,7 @@ def load_source_motion(path: str | Path, format: str | None = None, mapping: Map
     if fmt == "motion":
         return Motion.load(path), None
     # JSON: our own motion, or a DeepMimic clip.
-    data = read_json(path, FormatError)
+    data = read_json_file(path, FormatError)
     from .deepmimic import is_deepmimic, needs_retiming, read_deepmimic, uniform_positions
     from .json_motion import dict_to_motion
 
@@ -94,6 +147,15 @@ def save_motion(motion: Motion, path: str | Path, format: str | None = None, ske
             path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FormatError(f"{path}: cannot create the folder ({exc.strerror})") from None
+    try:
+        return _write(motion, path, fmt, skeleton)
+    except PermissionError:
+        raise  # the command line says which path to choose instead
+    except OSError as exc:  # a full disk, an I/O error: name the file being written
+        raise FormatError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _write(motion: Motion, path: Path, fmt: str, skeleton: Skeleton | None) -> Path:
     if fmt == "bvh":
         from .bvh import write_bvh
 

@@ -7,7 +7,6 @@ newer split layout (`root_orient`, `pose_body`). Writes SMPL poses [T, 72].
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from .. import rotations as R
 from ..errors import MotionClipError
 from ..motion import Motion, atomic_write_bytes
 from ..skeleton import Skeleton, neutral_skeleton
+from .limits import check_count, check_fps, npy_members, open_zip, read_npy
 
 
 class AmassError(MotionClipError):
@@ -36,17 +36,25 @@ def _turn(motion: Motion, turn: torch.Tensor, skeleton: Skeleton) -> tuple[torch
     return q, trans
 
 
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The npz's arrays a motion needs, each checked (size, dtype, shape) before its data is read."""
+    wanted = ("poses", "root_orient", "pose_body", "trans", "mocap_framerate", "mocap_frame_rate", "fps", "betas")
+    with open_zip(path, AmassError, "npz file") as zf:
+        members = {n[:-4]: n for n in npy_members(zf)}
+        return {k: read_npy(zf, members[k], path, AmassError, frames=k in wanted[:4]) for k in wanted if k in members}
+
+
 def read_amass(path: str | Path, up: str = "z", skeleton: Skeleton | None = None) -> Motion:
     path = Path(path)
     skeleton = skeleton or neutral_skeleton()
-    try:
-        data = np.load(path, allow_pickle=False)
-        keys = set(data.files)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise AmassError(f"{path}: not a readable npz file ({exc})") from None
+    data = _read_arrays(path)
+    keys = set(data)
     if "poses" in keys:
         poses = data["poses"]
     elif {"root_orient", "pose_body"} <= keys:
+        if data["root_orient"].ndim != 2 or data["pose_body"].shape[:-1] != data["root_orient"].shape[:-1]:
+            raise AmassError(f"{path}: 'root_orient' {list(data['root_orient'].shape)} and 'pose_body' "
+                             f"{list(data['pose_body'].shape)} must both be [frames, values]")
         poses = np.concatenate([data["root_orient"], data["pose_body"]], axis=-1)
     else:
         raise AmassError(f"{path}: no 'poses' array (nor 'root_orient' + 'pose_body'); found {sorted(keys)}. "
@@ -58,6 +66,7 @@ def read_amass(path: str | Path, up: str = "z", skeleton: Skeleton | None = None
     T = poses.shape[0]
     if T == 0:
         raise AmassError(f"{path}: 'poses' has no frames")
+    check_count(path, "the number of frames", T, "MAX_FRAMES")
     if "trans" not in keys:
         raise AmassError(f"{path}: no 'trans' array [frames, 3]")
     trans = np.asarray(data["trans"], dtype=np.float64)
@@ -66,7 +75,9 @@ def read_amass(path: str | Path, up: str = "z", skeleton: Skeleton | None = None
     fps_key = next((k for k in ("mocap_framerate", "mocap_frame_rate", "fps") if k in keys), None)
     if fps_key is None:
         raise AmassError(f"{path}: no frame rate ('mocap_framerate'); add it to the file")
-    fps = float(np.asarray(data[fps_key]).reshape(-1)[0])
+    if data[fps_key].size != 1:
+        raise AmassError(f"{path}: '{fps_key}' must be one number, got an array of shape {list(data[fps_key].shape)}")
+    fps = check_fps(path, float(data[fps_key].reshape(-1)[0]), f"'{fps_key}'")
     for name, arr in (("poses", poses), ("trans", trans)):
         if not np.isfinite(arr).all():
             raise AmassError(f"{path}: '{name}' has NaN or infinite values (first at frame {int(np.argwhere(~np.isfinite(arr))[0, 0])})")
@@ -74,6 +85,9 @@ def read_amass(path: str | Path, up: str = "z", skeleton: Skeleton | None = None
     n = 24 if poses.shape[1] == 72 else 22
     aa[:, :n] = poses[:, : n * 3].reshape(T, n, 3)
     betas = np.asarray(data["betas"], dtype=np.float64).reshape(-1) if "betas" in keys else None
+    if betas is not None and (betas.size > 300 or not np.isfinite(betas).all()):
+        raise AmassError(f"{path}: 'betas' must be at most 300 finite numbers (SMPL: 10, SMPL-X: up to 300); "
+                         f"got {betas.size} values")
     try:
         motion = Motion.from_axis_angle(torch.from_numpy(aa), torch.from_numpy(trans), fps,
                                         betas=None if betas is None else torch.from_numpy(betas),

@@ -19,6 +19,7 @@ from .. import rotations as R
 from ..motion import Motion, atomic_write_text
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 from ..errors import MotionClipError
+from .limits import MAX_ABS_VALUE, MAX_CHANNELS_PER_JOINT, LimitError, check_count, check_fps, read_bytes
 from .source import SourceClip, SourceSkeleton
 
 
@@ -45,7 +46,7 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)
     except OSError as exc:
         raise BVHError(f"{path}: cannot read file ({exc.strerror})") from exc
     cut_b = raw.find(b"MOTION")
@@ -81,6 +82,9 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
             raise BVHError(f"{path}: line {tok[0]}: expected a number for {what}, found {tok[1]!r}") from None
         if not math.isfinite(v):
             raise BVHError(f"{path}: line {tok[0]}: {what} is {tok[1]}; offsets must be finite numbers")
+        if abs(v) > MAX_ABS_VALUE:
+            raise LimitError(f"{path}: line {tok[0]}: {what} {tok[1]} is beyond +-{MAX_ABS_VALUE:g} (MAX_ABS_VALUE in "
+                             f"motionclip/core/io/limits.py)")
         return v
 
     last_joint = -1
@@ -90,6 +94,7 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
             (_, name), = need(2, "a joint name")[1:]
             if tok == "ROOT" and stack:
                 raise BVHError(f"{path}: line {line}: ROOT inside another joint")
+            check_count(path, "the number of joints", len(names) + 1, "MAX_JOINTS")
             names.append(name)
             parents.append(stack[-1] if stack else -1)
             offsets.append([0.0, 0.0, 0.0])
@@ -126,6 +131,9 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
                 n = int(ntok)
             except ValueError:
                 raise BVHError(f"{path}: line {nl}: expected a channel count after CHANNELS, found {ntok!r}") from None
+            if not 0 <= n <= MAX_CHANNELS_PER_JOINT:
+                raise BVHError(f"{path}: line {nl}: CHANNELS {n}; a joint has 0 to {MAX_CHANNELS_PER_JOINT} channels "
+                               f"(MAX_CHANNELS_PER_JOINT in motionclip/core/io/limits.py)")
             chans = [t for _, t in need(2 + n, f"{n} channel names")[2:]]
             bad = [c for c in chans if c not in _AXES and c not in _POS]
             if bad:
@@ -170,8 +178,13 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
         raise BVHError(f"{path}: line {line_no}: expected 'Frames:' and 'Frame Time:' after MOTION")
     if not (frame_time > 0 and math.isfinite(frame_time)):
         raise BVHError(f"{path}: Frame Time must be positive, got {frame_time}")
+    fps = check_fps(path, 1.0 / frame_time, f"the frame rate (Frame Time: {frame_time:g} s)")
+    if frames < 1:
+        raise BVHError(f"{path}: the file has no frames (Frames: {frames})")
+    check_count(path, "the number of frames (Frames: line)", frames, "MAX_FRAMES")
     first_data_line = line_no
     n_chan = sum(len(c) for c in channels)
+    check_count(path, f"frames x channels ({frames:,} x {n_chan})", frames * max(n_chan, 1), "MAX_VALUES")
     data = _read_numbers(path, raw[pos:], n_chan, first_data_line)
     if data.shape[0] < frames:
         raise BVHError(f"{path}: the header says Frames: {frames} but the file has only {data.shape[0]} frame lines; "
@@ -181,16 +194,18 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
             raise BVHError(f"{path}: the header says Frames: {frames} but the file has {data.shape[0]} frame lines; "
                            f"fix the Frames: line, or pass --extra-frames ignore to read the first {frames}")
         data = data[:frames]
-    if frames < 1:
-        raise BVHError(f"{path}: the file has no frames")
     bad = ~np.isfinite(data)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise BVHError(f"{path}: line {first_data_line + r}: value {c + 1} is {data[r, c]}; motion data must be finite numbers")
+    big = np.abs(data) > MAX_ABS_VALUE
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise LimitError(f"{path}: line {first_data_line + r}: value {c + 1} is {data[r, c]:g}, beyond "
+                         f"+-{MAX_ABS_VALUE:g} (MAX_ABS_VALUE in motionclip/core/io/limits.py)")
 
     skel = SourceSkeleton(names=names, parents=parents, offsets=np.asarray(offsets, dtype=np.float64), end_sites=end_sites)
     euler, orders, local_pos = _channels_to_transforms(data, channels, skel.offsets)
-    fps = 1.0 / frame_time
     if abs(fps - round(fps)) < 0.01:
         fps = float(round(fps))
     return SourceClip(skeleton=skel, local_pos=local_pos, fps=fps, euler=euler, euler_orders=orders, path=str(path))

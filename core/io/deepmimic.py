@@ -8,7 +8,6 @@ quaternions (w, x, y, z), knees and elbows as one angle about their joint's Z ax
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from .. import rotations as R
 from ..errors import MotionClipError
+from .limits import check_count, check_fps, read_json_file
 from .source import SourceClip, SourceSkeleton
 
 
@@ -56,13 +56,11 @@ def is_deepmimic(data: object) -> bool:
 def read_deepmimic(path: str | Path, data: dict | None = None) -> SourceClip:
     path = Path(path)
     if data is None:
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DeepMimicError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        data = read_json_file(path, DeepMimicError)
     frames = data.get("Frames") if isinstance(data, dict) else None
     if not isinstance(frames, list) or not frames:
         raise DeepMimicError(f"{path}: field 'Frames' must be a non-empty list of frames")
+    check_count(path, "the number of frames", len(frames), "MAX_FRAMES")
     for i, fr in enumerate(frames):
         if not isinstance(fr, list) or len(fr) != FRAME_SIZE:
             n = len(fr) if isinstance(fr, list) else type(fr).__name__
@@ -94,10 +92,14 @@ def read_deepmimic(path: str | Path, data: dict | None = None) -> SourceClip:
     dts = dts[dts > 0]
     if dts.size == 0:
         raise DeepMimicError(f"{path}: every frame has a duration (first value) of 0; cannot tell the frame rate")
-    fps = 1.0 / float(np.median(dts))
+    fps = check_fps(path, 1.0 / float(np.median(dts)), "the frame rate (from the frame durations)")
     if abs(fps - round(fps)) < 0.05:
         fps = float(round(fps))
     times = np.concatenate([[0.0], np.cumsum(arr[:-1, 0])])
+    if (arr[:, 0] < 0).any():
+        raise DeepMimicError(f"{path}: Frames[{int(np.argmax(arr[:, 0] < 0))}] has a negative duration (first value)")
+    check_count(path, f"the number of frames at {fps:g} fps over {times[-1]:g} s", int(times[-1] * fps) + 1,
+                "MAX_FRAMES")
     clip = SourceClip(skeleton=skel, local_pos=local_pos.to(torch.float32), fps=fps, rotmats=rot.to(torch.float32),
                       path=str(path), meta={"loop": data.get("Loop"), "frame_times": times.tolist()})
     return clip

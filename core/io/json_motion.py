@@ -17,6 +17,7 @@ from ..errors import MotionClipError
 from ..motion import Motion, atomic_write_text
 from ..protocol import MOTION_FORMAT, MotionData
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
+from .limits import check_count, check_fps
 
 FORMAT = MOTION_FORMAT
 
@@ -39,10 +40,13 @@ def motion_to_data(motion: Motion, skeleton: Skeleton | None = None, digits: int
 
 
 def data_to_motion(data: MotionData, origin: str = "motion") -> Motion:
-    """The wire type (already validated by MotionData.from_json) as a Motion; quaternions are normalised."""
+    """The wire type (already validated by MotionData.from_json) as a Motion; quaternions are normalised.
+    The readers' limits apply here too (frame rate, frames)."""
+    fps = check_fps(origin, data.fps, "'fps'")
+    check_count(origin, "the number of frames", len(data.rotations), "MAX_FRAMES")
     try:
         return Motion(torch.tensor(data.rotations, dtype=torch.float32), torch.tensor(data.trans, dtype=torch.float32),
-                      data.fps, meta=dict(data.meta))
+                      fps, meta=dict(data.meta))
     except (TypeError, ValueError) as exc:
         raise JsonMotionError(f"{origin}: {exc}") from None
 
@@ -55,20 +59,27 @@ def dict_to_motion(d: Any, origin: str = "motion") -> Motion:
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise JsonMotionError(f"{origin}: not a motionclip JSON motion (expected \"format\": \"{FORMAT}\")")
     names = d.get("joint_names")
-    if names is not None and list(names) != list(JOINT_NAMES):
+    if names is not None and names != list(JOINT_NAMES):
         raise JsonMotionError(f"{origin}: joint_names must be SMPL's 24 joints in SMPL order")
     for key in ("fps", "rotations", "trans"):
         if key not in d:
             raise JsonMotionError(f"{origin}: missing field {key!r}")
+    fps = check_fps(origin, d["fps"], "'fps'")
+    for key in ("rotations", "trans"):
+        if not isinstance(d[key], list):
+            raise JsonMotionError(f"{origin}: '{key}' must be a list of frames, got {type(d[key]).__name__}")
+        check_count(origin, f"the number of frames in '{key}'", len(d[key]), "MAX_FRAMES")
+    meta = d.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise JsonMotionError(f"{origin}: 'meta' must be a JSON object, got {type(meta).__name__}")
     try:
         quats = torch.tensor(d["rotations"], dtype=torch.float32)
         trans = torch.tensor(d["trans"], dtype=torch.float32)
-        fps = float(d["fps"])
     except (TypeError, ValueError) as exc:
         raise JsonMotionError(f"{origin}: 'rotations' must be [frames][24][4] numbers, 'trans' [frames][3], "
                               f"'fps' a number ({exc})") from None
     try:
-        return Motion(quats, trans, fps, meta=d.get("meta") or {})
+        return Motion(quats, trans, fps, meta=meta)
     except MotionClipError as exc:
         raise JsonMotionError(f"{origin}: {exc}") from None
 

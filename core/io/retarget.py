@@ -249,6 +249,9 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
     # 3. Alignment of each SMPL joint to the reference pose.
     rest = skeleton.rest_joints.to(torch.float64)
     size = float((ref_pos.max(0).values - ref_pos.min(0).values).norm())
+    if not (math.isfinite(size) and size > 1e-6):
+        raise RetargetError(f"{origin}: the mapped joints of the skeleton all sit at one point (their rest offsets "
+                            f"are zero), so bone directions cannot be measured; give the joints their OFFSETs")
     eye = torch.eye(3, dtype=torch.float64)
     align: list[Tensor] = []
     pairs: list[tuple[int, int]] = []  # (SMPL joint, SMPL descendant) bones that follow source bones
