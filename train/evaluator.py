@@ -193,10 +193,9 @@ def cmd_train_evaluator(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    from motionclip.train.moclip import _train_subparsers
-
-    q = _train_subparsers(subparsers).add_parser(
+def add_parser(tsub) -> None:
+    """`motionclip train evaluator`, added to `train`'s subcommands (train/cli.py)."""
+    q = tsub.add_parser(
         "evaluator", help="train the text-motion evaluator used by `motionclip eval --evaluator`",
         description="Train the text-motion matching model that judges generated motions (R-precision, FID, MM-Dist, "
                     "Diversity, MultiModality), on DIR's train split only. It has its own word-level text encoder learned "
