@@ -1,0 +1,59 @@
+"""Start-up of the command line, cold: each run is a new process, as a user types it.
+
+    python benchmarks/bench_cli.py [--runs 5] [--device cpu]
+
+Prints the median (and range) wall time of `motionclip --help` (target <= 0.3 s) and of
+`motionclip generate "a person waves" --out FILE` with the built-in model (target <= 3 s), each
+run in its own subprocess through the installed `motionclip` entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def motionclip() -> list[str]:
+    exe = Path(sys.executable).with_name("motionclip")
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "motionclip.core.cli"]
+
+
+def timed(cmd: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
+    return times
+
+
+def line(what: str, times: list[float], target: float) -> str:
+    med = statistics.median(times)
+    return (f"{what}: median {med:.2f} s over {len(times)} cold runs (min {min(times):.2f}, max {max(times):.2f}); "
+            f"target <= {target:g} s: {'met' if med <= target else 'not met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="cold runs of each command (default 5)")
+    ap.add_argument("--device", default="cpu", help="device for generate (default cpu)")
+    args = ap.parse_args(argv)
+    exe = motionclip()
+    timed(exe + ["--help"], 1)  # the first run after an install also fills the byte-code caches
+    print(line("motionclip --help", timed(exe + ["--help"], args.runs), 0.3), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = exe + ["generate", "a person waves", "--out", str(Path(tmp) / "wave.bvh"), "--device", args.device]
+        timed(cmd, 1)
+        print(line("motionclip generate (built-in model)", timed(cmd, args.runs), 3.0), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
