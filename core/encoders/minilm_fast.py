@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length
@@ -23,61 +24,71 @@ MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length
 
 
 
-class _Attention(nn.Module):
-    def __init__(self, width: int, heads: int, eps: float):
-        super().__init__()
-        self.heads = heads
-        self.self = nn.Module()
-        self.self.query, self.self.key, self.self.value = (nn.Linear(width, width) for _ in range(3))
-        self.output = nn.Module()
-        self.output.dense = nn.Linear(width, width)
-        self.output.LayerNorm = nn.LayerNorm(width, eps=eps)
+class _Weights(nn.Module):
+    """A layer's parameters, left uninitialised (the file fills them): `weight` [*shape], `bias` [shape[0]]."""
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        n, length, width = x.shape
-        q, k, v = (f(x).view(n, length, self.heads, width // self.heads).transpose(1, 2)
-                   for f in (self.self.query, self.self.key, self.self.value))
-        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        a = a.transpose(1, 2).reshape(n, length, width)
-        return self.output.LayerNorm(self.output.dense(a) + x)
+    def __init__(self, *shape: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(*shape), requires_grad=False)
+        if bias:
+            self.bias = nn.Parameter(torch.empty(shape[0]), requires_grad=False)
+
+    def linear(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def norm(self, x: Tensor, eps: float) -> Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, eps)
+
+
+def _holder(**parts: nn.Module) -> nn.Module:
+    m = nn.Module()
+    for name, part in parts.items():
+        setattr(m, name, part)
+    return m
 
 
 class _Layer(nn.Module):
+    """One BERT layer (post-LayerNorm), its modules named as in transformers' BertLayer."""
+
     def __init__(self, width: int, heads: int, inner: int, eps: float):
         super().__init__()
-        self.attention = _Attention(width, heads, eps)
-        self.intermediate = nn.Module()
-        self.intermediate.dense = nn.Linear(width, inner)
-        self.output = nn.Module()
-        self.output.dense = nn.Linear(inner, width)
-        self.output.LayerNorm = nn.LayerNorm(width, eps=eps)
+        self.heads, self.eps = heads, eps
+        self.attention = _holder(self=_holder(query=_Weights(width, width), key=_Weights(width, width),
+                                              value=_Weights(width, width)),
+                                 output=_holder(dense=_Weights(width, width), LayerNorm=_Weights(width)))
+        self.intermediate = _holder(dense=_Weights(inner, width))
+        self.output = _holder(dense=_Weights(width, inner), LayerNorm=_Weights(width))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = self.attention(x, mask)
-        h = torch.nn.functional.gelu(self.intermediate.dense(x))
-        return self.output.LayerNorm(self.output.dense(h) + x)
+        n, length, width = x.shape
+        att = self.attention
+        q, k, v = (w.linear(x).view(n, length, self.heads, width // self.heads).transpose(1, 2)
+                   for w in (att.self.query, att.self.key, att.self.value))
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(n, length, width)
+        x = att.output.LayerNorm.norm(att.output.dense.linear(a) + x, self.eps)
+        h = F.gelu(self.intermediate.dense.linear(x))
+        return self.output.LayerNorm.norm(self.output.dense.linear(h) + x, self.eps)
 
 
 class _Bert(nn.Module):
     def __init__(self, cfg: dict):
         super().__init__()
-        width, eps = cfg["hidden_size"], cfg["layer_norm_eps"]
-        self.embeddings = nn.Module()
-        self.embeddings.word_embeddings = nn.Embedding(cfg["vocab_size"], width, padding_idx=cfg.get("pad_token_id", 0))
-        self.embeddings.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], width)
-        self.embeddings.token_type_embeddings = nn.Embedding(cfg["type_vocab_size"], width)
-        self.embeddings.LayerNorm = nn.LayerNorm(width, eps=eps)
-        self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList(_Layer(width, cfg["num_attention_heads"], cfg["intermediate_size"], eps)
-                                           for _ in range(cfg["num_hidden_layers"]))
-        self.pooler = nn.Module()  # unused by mean pooling; kept so the weights (and fingerprint) are the same
-        self.pooler.dense = nn.Linear(width, width)
+        width, self.eps = cfg["hidden_size"], cfg["layer_norm_eps"]
+        self.embeddings = _holder(word_embeddings=_Weights(cfg["vocab_size"], width, bias=False),
+                                  position_embeddings=_Weights(cfg["max_position_embeddings"], width, bias=False),
+                                  token_type_embeddings=_Weights(cfg["type_vocab_size"], width, bias=False),
+                                  LayerNorm=_Weights(width))
+        self.encoder = _holder(layer=nn.ModuleList(
+            _Layer(width, cfg["num_attention_heads"], cfg["intermediate_size"], self.eps)
+            for _ in range(cfg["num_hidden_layers"])))
+        # Unused by mean pooling; kept so the weights (and the fingerprint) are the file's, all of them.
+        self.pooler = _holder(dense=_Weights(width, width))
 
     def forward(self, ids: Tensor, attention: Tensor) -> Tensor:
         e = self.embeddings
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        x = e.word_embeddings(ids) + e.position_embeddings(positions)[None] + e.token_type_embeddings.weight[0]
-        x = e.LayerNorm(x)
+        x = (e.word_embeddings.weight[ids] + e.position_embeddings.weight[: ids.shape[1]][None]
+             + e.token_type_embeddings.weight[0])
+        x = e.LayerNorm.norm(x, self.eps)
         mask = torch.zeros(attention.shape, dtype=x.dtype, device=x.device)
         mask = mask.masked_fill(attention == 0, torch.finfo(x.dtype).min)[:, None, None, :]
         for layer in self.encoder.layer:
@@ -104,7 +115,7 @@ class FastMiniLM(nn.Module):
         model.model = _Bert(cfg)
         self.add_module("0", model)
         weights = {k: v for k, v in load_file(str(path / "model.safetensors")).items() if not k.endswith("position_ids")}
-        missing, unexpected = model.model.load_state_dict(weights, strict=False)
+        missing, unexpected = model.model.load_state_dict(weights, strict=False, assign=True)
         if missing or unexpected:
             raise ValueError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -114,7 +125,7 @@ class FastMiniLM(nn.Module):
         self.requires_grad_(False).eval()
 
     def get_sentence_embedding_dimension(self) -> int:
-        return int(getattr(self, "0").model.embeddings.word_embeddings.embedding_dim)
+        return int(getattr(self, "0").model.embeddings.word_embeddings.weight.shape[1])
 
     def tokenize(self, texts: list[str]) -> dict[str, Tensor]:
         enc = self.tokenizer.encode_batch(texts)
