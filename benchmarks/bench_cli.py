@@ -6,12 +6,15 @@ Prints the median (and range) wall time of `motionclip --help` (target <= 0.3 s)
 `motionclip generate "a person waves" --out FILE` with the built-in model (target <= 3 s), each
 run in its own subprocess through the installed `motionclip` entry point, and the median CPU time
 (user + system) of those processes: on a machine shared with other work the wall time grows with
-the wait for a core, the CPU time does not (on an idle machine they are about equal).
+the wait for a core, the CPU time does not (on an idle machine they are about equal). The last
+line runs `generate` with one torch thread (OMP_NUM_THREADS=1): its CPU time is the work itself,
+without the time a second thread spends spinning while it waits for a core.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -31,12 +34,12 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(cmd: list[str], runs: int) -> tuple[list[float], list[float]]:
+def timed(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of each run."""
     wall, cpu = [], []
     for _ in range(runs):
         c0, t0 = _children_cpu(), time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
         wall.append(time.perf_counter() - t0)
         cpu.append(_children_cpu() - c0)
         if r.returncode != 0:
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = exe + ["generate", "a person waves", "--out", str(Path(tmp) / "wave.bvh"), "--device", args.device]
         timed(cmd, 1)
         print(line("motionclip generate (built-in model)", timed(cmd, args.runs), 3.0), flush=True)
+        one = timed(cmd, args.runs, env={"OMP_NUM_THREADS": "1"})
+        print(line("motionclip generate (built-in model), one torch thread", one, 3.0), flush=True)
     return 0
 
 
