@@ -120,14 +120,14 @@ def run_batch(args: argparse.Namespace) -> int:
                 server.kill()
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "blender-batch", help="render or export a list of prompts with Blender, headless",
-        description="Generate a motion for every prompt of a file and render it (mp4, png) or export it (blend, "
-                    "fbx, bvh) with a real Blender in background mode. A .blend holds the scene the mp4 shows; "
-                    "FBX keys start at time 0 (Blender's FBX import puts them on frames 1..N). Exit code: 0 all "
-                    "written, 1 some prompts failed (the others are written; see OUT/batch_report.json), 2 nothing "
-                    "could run.")
+def add_blender_batch(p: argparse.ArgumentParser) -> None:
+    from .netconf import DEFAULT_URL
+
+    p.description = ("Generate a motion for every prompt of a file and render it (mp4, png) or export it (blend, "
+                     "fbx, bvh) with a real Blender in background mode. A .blend holds the scene the mp4 shows; "
+                     "FBX keys start at time 0 (Blender's FBX import puts them on frames 1..N). Exit code: 0 all "
+                     "written, 1 some prompts failed (the others are written; see OUT/batch_report.json), 2 nothing "
+                     "could run.")
     p.add_argument("--prompts", type=Path, required=True, help="text file, one prompt a line (or a JSON list)")
     p.add_argument("--out", type=Path, required=True, help="output folder (relative: to the current directory)")
     p.add_argument("--format", choices=("mp4", "png", "blend", "fbx", "bvh"), default="mp4")
@@ -135,7 +135,7 @@ def register(subparsers) -> None:
     p.add_argument("--blender", default=None, help=f"Blender executable, or a Python with the bpy module "
                                                     f"(default ${BLENDER_ENV}, then `blender` on PATH)")
     p.add_argument("--script", default=None, help="the add-on's batch.py (default: the one in this checkout)")
-    p.add_argument("--server", default="http://127.0.0.1:8765", help="backend URL (when not starting one)")
+    p.add_argument("--server", default=DEFAULT_URL, help="backend URL (when not starting one)")
     p.add_argument("--checkpoint", default=None, help="start a server for this run directory for the batch")
     p.add_argument("--serve", action="store_true", help="start a server with the built-in model for the batch")
     p.add_argument("--token", default="", help="the server's token")

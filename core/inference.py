@@ -23,9 +23,10 @@ from .protocol import MAX_ALPHA, MAX_FPS, MAX_PROMPT_CHARS, MIN_ALPHA, MIN_FPS
 from .rotations import rot6d_to_quat
 from .run import load_model
 from .skeleton import neutral_skeleton
+from .remote import RemoteModel  # the same calls, answered by a running server (core/remote.py)
 
 # Limits come from the wire protocol, so the API, the CLI and the server agree.
-__all__ = ["MotionModel", "InferenceError", "MAX_PROMPT_CHARS", "MAX_FPS", "MIN_FPS"]
+__all__ = ["MotionModel", "RemoteModel", "InferenceError", "MAX_PROMPT_CHARS", "MAX_FPS", "MIN_FPS"]
 
 
 class InferenceError(MotionClipError):

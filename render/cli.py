@@ -6,51 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _int_at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {v}")
-        return v
-    return parse
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(x) for x in text.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected pixels like 224 or 640x480, got {text!r}") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or not all(8 <= p <= 4096 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected 8..4096 pixels per side like 224 or 640x480, got {text!r}")
-    return parts[0], parts[1]
-
-
-def _frames(text: str) -> list[int]:
-    """'0,30,59' or '0:120' or '0:120:10' (Python slice notation, end excluded)."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            if ":" in part:
-                bits = [int(b) if b else None for b in part.split(":")]
-                start, stop = bits[0] or 0, bits[1]
-                step = bits[2] if len(bits) > 2 and bits[2] else 1
-                if stop is None:
-                    raise ValueError
-                out += list(range(start, stop, step))
-            else:
-                out.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected frame numbers like 0,30,59 or a range 0:120 or 0:120:10, "
-                                         f"got {text!r}") from None
-    if not out:
-        raise argparse.ArgumentTypeError(f"no frame in {text!r}")
-    return out
+from motionclip.core.argtypes import frame_list, image_size, int_at_least
 
 
 def _renderer_args(p: argparse.ArgumentParser) -> None:
@@ -63,7 +19,7 @@ def _renderer_args(p: argparse.ArgumentParser) -> None:
                    "(default: $MOTIONCLIP_BLENDER, else .venv-blender/bin/python, else `blender` on PATH)")
     p.add_argument("--engine", default="workbench", choices=["workbench", "cycles", "eevee"],
                    help="Blender render engine (default workbench)")
-    p.add_argument("--samples", type=_int_at_least(1), default=32, help="Cycles / EEVEE samples (default 32)")
+    p.add_argument("--samples", type=int_at_least(1), default=32, help="Cycles / EEVEE samples (default 32)")
     p.add_argument("--shading", default="lambert", choices=["lambert", "pbr"],
                    help="pyrender shading: lambert (default, fast) or pbr (pyrender's own shaders)")
 
@@ -74,23 +30,21 @@ def _renderer_options(args) -> dict:
     return {"blender": args.blender, "engine": args.engine, "samples": args.samples}
 
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "render", help="render a motion file to MP4, GIF, PNG frames or a contact sheet",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Render a motion (any readable motion file: BVH, AMASS npz, JSON, .motion, DeepMimic) headless. "
+def add_render(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = ("Render a motion (any readable motion file: BVH, AMASS npz, JSON, .motion, DeepMimic) headless. "
                     "The camera keeps the whole body in frame over the whole clip; a floor and lights are added. "
                     "Output by --out: FILE.mp4 (H.264, ffmpeg from imageio-ffmpeg), FILE.gif, a folder (one PNG per "
-                    "frame), or FILE.png with --contact-sheet (a grid of frames in one picture).",
-        epilog="examples:\n"
-               "  motionclip render walk.bvh --out walk.mp4\n"
-               "  motionclip render walk.bvh --out sheet.png --contact-sheet --frames 0:120:10\n"
-               "  motionclip render wave.json --out frames/ --renderer blender --body skeleton --size 512\n"
-               "  motionclip render wave.json --out wave.mp4 --renderer blender --engine cycles --samples 16")
+                    "frame), or FILE.png with --contact-sheet (a grid of frames in one picture).")
+    p.epilog = ("examples:\n"
+                "  motionclip render walk.bvh --out walk.mp4\n"
+                "  motionclip render walk.bvh --out sheet.png --contact-sheet --frames 0:120:10\n"
+                "  motionclip render wave.json --out frames/ --renderer blender --body skeleton --size 512\n"
+                "  motionclip render wave.json --out wave.mp4 --renderer blender --engine cycles --samples 16")
     p.add_argument("motion", type=Path, metavar="MOTION_FILE")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.mp4|FILE.gif|DIR|FILE.png")
     _renderer_args(p)
-    p.add_argument("--size", type=_size, default=(224, 224), metavar="N|WxH", help="pixels (default 224)")
+    p.add_argument("--size", type=image_size, default=(224, 224), metavar="N|WxH", help="pixels (default 224)")
     p.add_argument("--camera", default="fit", choices=["fit", "follow", "frame"],
                    help="fit: one fixed camera fitted to the whole clip (default); follow: moves with the body; "
                         "frame: every frame fitted on its own")
@@ -98,44 +52,44 @@ def register(sub) -> None:
                                                                 "front (+Z) toward the left (+X) (default 30)")
     p.add_argument("--elevation", type=float, default=12.0, help="degrees above the horizon (default 12)")
     p.add_argument("--no-floor", action="store_true", help="plain body on the background, no floor")
-    p.add_argument("--frames", type=_frames, metavar="LIST", help="frames to render: 0,30,59 or 0:120 or 0:120:10 "
+    p.add_argument("--frames", type=frame_list, metavar="LIST", help="frames to render: 0,30,59 or 0:120 or 0:120:10 "
                                                                  "(default: all; a contact sheet: 16 spread over the clip)")
     p.add_argument("--fps", type=float, help="resample to this frame rate first (default: the motion's)")
     p.add_argument("--contact-sheet", action="store_true", help="one PNG with a grid of frames (--out FILE.png)")
-    p.add_argument("--columns", type=_int_at_least(1), help="contact sheet columns (default: about square)")
+    p.add_argument("--columns", type=int_at_least(1), help="contact sheet columns (default: about square)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser(
-        "embed-frames", help="render frames of every clip of a dataset and cache their CLIP image embeddings",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="For every clip of the dataset, render the chosen frames (and the same frames of the mirrored "
+
+def add_embed_frames(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = ("For every clip of the dataset, render the chosen frames (and the same frames of the mirrored "
                     "clip) as a plain body on white, embed them with the CLIP image tower, and store them in "
                     "DIR/cache/images-<encoder>-<fingerprint>-<settings>/, one file per clip. `train autoencoder` "
                     "with the same encoder then adds the image loss. Re-running skips finished clips; the cache "
-                    "counts as complete only when every clip is done (COMPLETE.json, written last).",
-        epilog="examples:\n"
-               "  motionclip embed-frames --data data --encoder clip:ViT-B/32\n"
-               "  motionclip embed-frames --data data --encoder clip:/models/ViT-B-32.pt --policy random:4 --workers 2\n"
-               "notes:\n"
-               "  CLIP weights load from local files only (~/.cache/clip/ViT-B-32.pt or $MOTIONCLIP_CLIP_DIR);\n"
-               "  clip-random:ViT-B/32 (random weights) exists for timing only: its embeddings mean nothing.")
+                    "counts as complete only when every clip is done (COMPLETE.json, written last).")
+    p.epilog = ("examples:\n"
+                "  motionclip embed-frames --data data --encoder clip:ViT-B/32\n"
+                "  motionclip embed-frames --data data --encoder clip:/models/ViT-B-32.pt --policy random:4 --workers 2\n"
+                "notes:\n"
+                "  CLIP weights load from local files only (~/.cache/clip/ViT-B-32.pt or $MOTIONCLIP_CLIP_DIR);\n"
+                "  clip-random:ViT-B/32 (random weights) exists for timing only: its embeddings mean nothing.")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="a dataset directory")
     p.add_argument("--encoder", default="clip:ViT-B/32", metavar="SPEC",
                    help="a CLIP encoder spec (default clip:ViT-B/32); the trainer must use the same one")
     p.add_argument("--policy", default="middle", metavar="middle|random:K",
                    help="frames per clip: middle of each training window (default), or K random frames")
-    p.add_argument("--window", type=_int_at_least(1), default=60, help="training window for --policy middle (default 60)")
-    p.add_argument("--stride", type=_int_at_least(1), default=30, help="window stride for --policy middle (default 30)")
+    p.add_argument("--window", type=int_at_least(1), default=60, help="training window for --policy middle (default 60)")
+    p.add_argument("--stride", type=int_at_least(1), default=30, help="window stride for --policy middle (default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of --policy random:K (default 0)")
     p.add_argument("--no-mirror", action="store_true", help="skip the mirrored frames (the trainer then falls back "
                                                             "to the unmirrored embedding for mirrored windows)")
     _renderer_args(p)
-    p.add_argument("--size", type=_int_at_least(8), default=224, help="pixels, square (default 224)")
-    p.add_argument("--workers", type=_int_at_least(0), default=None,
+    p.add_argument("--size", type=int_at_least(8), default=224, help="pixels, square (default 224)")
+    p.add_argument("--workers", type=int_at_least(0), default=None,
                    help="render processes (0: render in this process; default: 0 on a CPU-only machine with "
                         "2 cores or fewer, else half the cores up to 4)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="images per CLIP forward pass (default 32)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=32, help="images per CLIP forward pass (default 32)")
     p.add_argument("--device", default=None, help="device for CLIP (default: CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_embed_frames)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -179,51 +178,30 @@ def write_small_png(image, path: Path, colors: int = 128) -> Path:
     return path
 
 
-def _int_at_least(lo: int, hi: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if v < lo or (hi is not None and v > hi):
-            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {v}" if hi else f"must be at least {lo}, got {v}")
-        return v
-    return parse
+def add_gallery(p: argparse.ArgumentParser) -> None:
+    from motionclip.core.argtypes import int_at_least, positive
 
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return v
-
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "gallery", help="contact sheets of a model's motions for 8 prompts, with Markdown and figures",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Generate a motion for each prompt with the model (default: the built-in one) and render it as "
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = ("Generate a motion for each prompt with the model (default: the built-in one) and render it as "
                     "a contact sheet: one row of frames spread evenly over the clip (the mannequin, a camera that "
                     "follows the body or one fitted to the whole clip, floor on), one small PNG per prompt. Writes "
                     "DIR/NN-<prompt>.png, DIR/gallery.json (per prompt: mean ankle and wrist speeds relative to the "
                     "pelvis, root speed and travel, the wrists' highest point above the head), DIR/README.md (each "
                     "image under its prompt) and DIR/snippet.md (the same, linked from the current folder: run "
-                    "from the repository root and paste it into README.md, or pass --readme README.md).",
-        epilog="default prompts:\n" + "".join(f"  {p}\n" for p in DEFAULT_PROMPTS) +
-               "examples:\n"
-               "  motionclip gallery --out docs/gallery --readme README.md\n"
-               "  motionclip gallery --out /tmp/gallery --checkpoint runs/big --prompts prompts.txt --seconds 3")
+                    "from the repository root and paste it into README.md, or pass --readme README.md).")
+    p.epilog = ("default prompts:\n" + "".join(f"  {p}\n" for p in DEFAULT_PROMPTS) +
+                "examples:\n"
+                "  motionclip gallery --out docs/gallery --readme README.md\n"
+                "  motionclip gallery --out /tmp/gallery --checkpoint runs/big --prompts prompts.txt --seconds 3")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
     p.add_argument("--prompts", type=Path, metavar="FILE",
-                   help="a text file, one prompt a line (# comments and blank lines skipped; default: the 8 below)")
-    p.add_argument("--seconds", type=_seconds, default=4.0, help="length of each motion (default 4)")
-    p.add_argument("--frames-per-sheet", type=_int_at_least(1, 64), default=8, metavar="N",
+                   help="a text file, one prompt a line (# comments and blank lines skipped; default: the "
+                        f"{len(DEFAULT_PROMPTS)} below)")
+    p.add_argument("--seconds", type=positive(float), default=4.0, help="length of each motion (default 4)")
+    p.add_argument("--frames-per-sheet", type=int_at_least(1, 64), default=8, metavar="N",
                    help="frames in each sheet's row (default 8)")
-    p.add_argument("--size", type=_int_at_least(32, 1024), default=160, metavar="PX",
+    p.add_argument("--size", type=int_at_least(32, 1024), default=160, metavar="PX",
                    help="pixels per frame, square (default 160)")
     p.add_argument("--seed", type=int, help="variation seed (default: none, the prompt's own latent)")
     p.add_argument("--azimuth", type=float, default=30.0, help="view, degrees from the front toward the left (default 30)")
@@ -231,7 +209,7 @@ def register(sub) -> None:
     p.add_argument("--camera", choices=("follow", "fit"), default="follow",
                    help="follow: the camera moves with the body, so limbs stay large on long walks and runs (travel "
                         "shows against the floor's edge); fit: one camera fitted to the whole clip (default follow)")
-    p.add_argument("--colors", type=_int_at_least(0, 256), default=128,
+    p.add_argument("--colors", type=int_at_least(0, 256), default=128,
                    help="palette size of the PNGs, to keep them small (0: full colour; default 128)")
     p.add_argument("--readme", type=Path, metavar="FILE",
                    help=f"also write the gallery into FILE between `{MARK_BEGIN}` and `{MARK_END}`")

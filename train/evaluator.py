@@ -25,7 +25,7 @@ from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.evaluator import EvaluatorConfig, TextMotionEvaluator, build_vocab, matching_loss
 from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
 from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, barrier, gather_cat, gather_list,
-                                   setup_distributed, train_subparsers)
+                                   setup_distributed)
 
 RUN_KIND = "evaluator"
 
@@ -232,8 +232,9 @@ def cmd_train_evaluator(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    q = train_subparsers(subparsers).add_parser(
+def add_parser(tsub) -> None:
+    """`motionclip train evaluator`, added to `train`'s subcommands (train/cli.py)."""
+    q = tsub.add_parser(
         "evaluator", help="train the text-motion evaluator used by `motionclip eval --evaluator`",
         description="Train the text-motion matching model that judges generated motions (R-precision, FID, MM-Dist, "
                     "Diversity, MultiModality), on DIR's train split only. It has its own word-level text encoder learned "

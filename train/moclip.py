@@ -17,7 +17,6 @@ resume from (seed, epoch), metrics.csv and TensorBoard logs) is train/runs.py, s
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -31,7 +30,7 @@ import torch
 from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
 from motionclip.train.runs import (ConfigBase, RunDir, TrainError, all_mean, barrier, gather_cat, setup_distributed,
-                                   text_lookup, train_subparsers)
+                                   text_lookup)
 
 GROUPS = ("head", "student")
 
@@ -377,36 +376,6 @@ def validate_moclip(model: MoCLIP, val_set, teacher_texts, cfg: MoCLIPTrainConfi
 
 # --- command line ---------------------------------------------------------------------------------------------
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 35,15, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"every number must be positive, got {text!r}")
-    return values
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return v
-
-
 def cmd_train_moclip(args) -> int:
     from motionclip.core.run import read_config, require_section
 
@@ -471,8 +440,10 @@ def cmd_train_finetune(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    tsub = train_subparsers(subparsers)
+def add_parsers(tsub) -> None:
+    """`motionclip train moclip` and `train finetune`, added to `train`'s subcommands (train/cli.py)."""
+    from motionclip.core.argtypes import nonnegative_float, positive, positive_ints
+
     q = tsub.add_parser(
         "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
         description="Train MoCLIP on DIR: a motion encoder head and a student copy of the teacher text encoder, with a "
@@ -488,8 +459,8 @@ def register(subparsers) -> None:
     q.add_argument("--config", metavar="PRESET|FILE.json",
                    help=f"preset ({', '.join(TRAIN_PRESETS)}; default small) or a JSON file of MoCLIPTrainConfig fields")
     q.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint, same settings")
-    q.add_argument("--lambda-distill", type=_nonneg_float, help="weight of the distillation MSE (default 0.4)")
-    q.add_argument("--phase-epochs", type=_ints, metavar="N,M,...", help="epochs of each phase, e.g. 35,15")
+    q.add_argument("--lambda-distill", type=nonnegative_float, help="weight of the distillation MSE (default 0.4)")
+    q.add_argument("--phase-epochs", type=positive_ints, metavar="N,M,...", help="epochs of each phase, e.g. 35,15")
     q.add_argument("--batch-size", type=int, help="global batch size (split over processes)")
     q.add_argument("--seed", type=int)
     q.add_argument("--window", type=int, help="frames per window, at most (default 90)")
@@ -510,7 +481,7 @@ def register(subparsers) -> None:
     q.add_argument("--encoder", help="the text encoder to fine-tune with, e.g. moclip:RUN")
     q.add_argument("--data", type=Path, required=True, metavar="DIR")
     q.add_argument("--out", type=Path, required=True, metavar="RUN2")
-    q.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-6)")
+    q.add_argument("--lr", type=positive(float), help="learning rate (default 1e-6)")
     q.add_argument("--epochs", type=int, help="epochs (default 5)")
     q.add_argument("--batch-size", type=int)
     q.add_argument("--seed", type=int)

@@ -348,10 +348,3 @@ class RunDir:
             self.log_.close()
         teardown_distributed(self.d)
 
-
-def train_subparsers(subparsers):
-    """The subcommands of `motionclip train` (defined in core/cli.py), for the trainers to register theirs."""
-    import argparse
-
-    train = subparsers.choices["train"]
-    return next(a for a in train._actions if isinstance(a, argparse._SubParsersAction))

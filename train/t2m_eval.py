@@ -334,23 +334,3 @@ def cmd_eval_t2m(args) -> int:
             print(f"wrote {', '.join(str(p) for p in paths.values())}")
     print(json.dumps(result, indent=1) if args.json else _markdown(result))
     return 0
-
-
-def register(subparsers) -> None:
-    """Add the evaluator options to `motionclip eval` (defined in core/cli.py)."""
-    p = subparsers.choices["eval"]
-    p.description += (" With --evaluator EVAL (from `motionclip train evaluator`): the standard text-to-motion metrics "
-                      "(R-precision top-1/2/3 over batches of 32, FID, MM-Dist, Diversity, MultiModality, recognition "
-                      "top-1/5, MPJPE) with their spread over --repeats draws, the real motions scored by the same "
-                      "evaluator as the reference row; a Markdown table, and with --out a JSON file and a plot. "
-                      "Then, per action of the split: liveliness, the evaluator's top-1 for the generated motions "
-                      "(plain prompts, --seeds seeds) and for the real clips, FID / diversity against the real clips, "
-                      "and pelvis-aligned reconstruction MPJPE.")
-    p.add_argument("--evaluator", type=Path, metavar="EVAL", help="an evaluator run: standard text-to-motion metrics")
-    p.add_argument("--text-encoder", metavar="SPEC", help="load the run's text encoder from this spec (e.g. moclip:RUN, "
-                                                         "when the run folder moved); it must be the encoder the run was "
-                                                         "trained with, by content")
-    p.add_argument("--repeats", type=int, default=5, help="evaluation draws for the spread (default 5)")
-    p.add_argument("--stride", type=int, default=15, help="frames between evaluation windows (default 15)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="write eval.json and eval.md here (and eval.png with "
-                                                          "--evaluator)")

@@ -45,7 +45,8 @@ def load_encoder(spec: str = DEFAULT_SPEC, device: str | torch.device | None = N
                  text_only: bool = False) -> TextEncoder:
     """A frozen TextEncoder from a spec (see encoder_spec_help()).
 
-    device: None -> CUDA when present, else CPU. text_only: drop CLIP's visual tower (serving).
+    device: None -> CUDA when present, else CPU. text_only: drop CLIP's visual tower (serving); MiniLM then
+    loads as plain torch, without importing sentence-transformers.
     "clip-random:*" specs build random weights with seed 0: they exist for tests and timing
     benchmarks and produce meaningless embeddings."""
     if not isinstance(spec, str) or not spec.strip():
@@ -54,7 +55,7 @@ def load_encoder(spec: str = DEFAULT_SPEC, device: str | torch.device | None = N
     kind, _, arg = spec.partition(":")
     if kind == "minilm" and not arg:
         from .minilm import MiniLMEncoder
-        return MiniLMEncoder(device=device)
+        return MiniLMEncoder(device=device, fast=text_only)  # frozen, encoding only: no sentence-transformers
     if kind == "clip":
         from .clip_encoder import DEFAULT_MODEL, ClipEncoder, known_models
         arg = arg or DEFAULT_MODEL

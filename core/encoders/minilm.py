@@ -72,14 +72,35 @@ def _load_sentence_transformer(path: Path, device: str) -> nn.Module:
         return model
 
 
+def _load_fast(path: Path, device: str) -> nn.Module | None:
+    """The same model in plain torch (core/encoders/minilm_fast.py), once per process; None when it
+    cannot load (then sentence-transformers does)."""
+    key = (f"fast:{path.resolve()}", device)
+    with _LOAD_LOCK:
+        if key not in _MODELS:
+            try:
+                from .minilm_fast import FastMiniLM
+
+                _MODELS[key] = FastMiniLM(path, device)
+            except (ImportError, ValueError, OSError, KeyError):
+                return None
+            _LOCKS[id(_MODELS[key])] = threading.Lock()
+        return _MODELS[key]
+
+
 class MiniLMEncoder(TextEncoder):
     """all-MiniLM-L6-v2: texts -> [N, 384], mean-pooled over tokens (256 tokens at most), normalised."""
 
     def __init__(self, device: str | torch.device | None = None, path: str | Path | None = None,
-                 name: str = "minilm") -> None:
+                 name: str = "minilm", fast: bool = False) -> None:
+        """fast: a frozen encoder for inference, without importing sentence-transformers (same weights,
+        same embeddings; see minilm_fast.py)."""
         super().__init__()
         device = str(torch.device(device)) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-        self.st = _load_sentence_transformer(Path(path) if path else minilm_path(), device)
+        path = Path(path) if path else minilm_path()
+        fast_model = _load_fast(path, device) if fast else None
+        self.st = fast_model if fast_model is not None else _load_sentence_transformer(path, device)
+        self._path, self._device = path, device
         self._lock = _LOCKS.setdefault(id(self.st), threading.Lock())
         self.name = name
         get_dim = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
@@ -88,6 +109,8 @@ class MiniLMEncoder(TextEncoder):
 
     def unfreeze(self) -> "MiniLMEncoder":
         """Train a private copy: the process-wide shared model stays frozen for everyone else."""
+        if getattr(self.st, "is_fast", False):  # training runs the sentence-transformers model (dropout and all)
+            self.st = _load_sentence_transformer(self._path, self._device)
         if any(self.st is m for m in _MODELS.values()):
             self.st = copy.deepcopy(self.st)
             self._lock = threading.Lock()
