@@ -28,7 +28,7 @@ from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
 from motionclip.core.rotations import rot6d_to_matrix
 from motionclip.core.run import WEIGHTS, crash_point, load_state_into, load_weights, read_config
 from motionclip.core.skeleton import neutral_skeleton
-from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, all_sum, barrier, setup_distributed,
+from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, all_sum, barrier, open_run,
                                    text_lookup)
 
 
@@ -184,15 +184,9 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     from motionclip.core.encoders import load_encoder
 
     data = Path(data)
-    d = setup_distributed()
-    if cfg.batch_size % d.world:
-        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
-    run = RunDir(out, d, resume, quiet=not progress)
-    done = run.finished(cfg.epochs)
+    d, run, done = open_run(out, cfg, resume, progress)
     if done is not None:
-        run.close()
         return done
-    torch.manual_seed(cfg.seed)
 
     encoder = load_encoder(cfg.encoder, device=d.device)
     texts_to_emb = text_lookup(cfg, encoder, data, d, progress and d.main)

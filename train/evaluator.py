@@ -25,7 +25,7 @@ from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.evaluator import EvaluatorConfig, TextMotionEvaluator, build_vocab, matching_loss
 from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
 from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, barrier, gather_cat, gather_list,
-                                   setup_distributed)
+                                   open_run)
 
 RUN_KIND = "evaluator"
 
@@ -108,15 +108,9 @@ def train_evaluator(data: str | Path, out: str | Path, cfg: EvaluatorTrainConfig
     from motionclip.core.data.windows import MotionWindows, collate_motion
 
     data = Path(data)
-    d = setup_distributed()
-    if cfg.batch_size % d.world:
-        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
-    run = RunDir(out, d, resume, quiet=not progress)
-    done = run.finished(cfg.epochs)
+    d, run, done = open_run(out, cfg, resume, progress)
     if done is not None:
-        run.close()
         return done
-    torch.manual_seed(cfg.seed)
     window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
     train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None, mirror_prob=cfg.mirror_prob,
                               seed=cfg.seed)

@@ -348,3 +348,19 @@ class RunDir:
             self.log_.close()
         teardown_distributed(self.d)
 
+
+def open_run(out: str | Path, cfg, resume: bool, progress: bool,
+             epochs: int | None = None) -> tuple[Dist, RunDir, dict[str, Any] | None]:
+    """A trainer's start: the processes, the run directory, and with --resume the saved metrics when the run
+    already reached `epochs` (default cfg.epochs; then the run is closed and there is nothing to do)."""
+    d = setup_distributed()
+    if cfg.batch_size % d.world:
+        teardown_distributed(d)
+        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
+    run = RunDir(out, d, resume, quiet=not progress)
+    done = run.finished(cfg.epochs if epochs is None else epochs)
+    if done is not None:
+        run.close()
+        return d, run, done
+    torch.manual_seed(cfg.seed)
+    return d, run, None
