@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import textwrap
 
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
 
-from . import backend, body, jobs, rig
+from . import backend, body, connection, envsetup, jobs, rig, setup_ui
 from .client import DEFAULT_URL, BackendError, Client, is_local
 from .protocol_loader import protocol
 
@@ -17,20 +19,50 @@ ADDON_ID = __package__  # "motionclip_blender" as a legacy add-on, "bl_ext.<repo
 
 # ---------------------------------------------------------------- preferences
 
+BACKEND_MODES = [
+    ("MANAGED", "Set Up by the Add-on", "A Python environment the add-on makes with Blender's own Python "
+                                       "(Set Up Backend), started from Blender"),
+    ("PYTHON", "This Python", "A Python interpreter you choose, with the backend installed (or to install it into)"),
+    ("URL", "Running Server", "A server you start yourself (motionclip serve), here or on another machine: only "
+                              "Backend URL is used")]
+
+
 class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
     backend_url: StringProperty(name="Backend URL", default=DEFAULT_URL,
-                                description="Address of the motionclip server (motionclip serve)")
+                                description="Where the backend listens: the add-on sends its requests there and "
+                                            "starts a local backend on this address's port")
     token: StringProperty(name="Token", default="", subtype="PASSWORD",
                           description="Token the server was started with (--token); empty for none")
     timeout: FloatProperty(name="Timeout (s)", default=120.0, min=1.0, max=3600.0,
                            description="How long to wait for one answer")
+    backend_mode: EnumProperty(name="Backend", default="MANAGED", items=BACKEND_MODES)
     python_path: StringProperty(name="Backend Python", default="", subtype="FILE_PATH",
                                 description="A Python interpreter with the backend installed (or to install it into)")
     checkpoint: StringProperty(name="Checkpoint", default="", subtype="DIR_PATH",
                                description="Run directory to serve; empty for the built-in model")
-    port: IntProperty(name="Port", default=8765, min=1024, max=65535)
+    torch_variant: EnumProperty(name="PyTorch", default="CPU", items=[
+        ("CPU", "CPU", "PyTorch's CPU build (smaller download; runs everywhere)"),
+        ("CUDA", "NVIDIA GPU (CUDA)", "PyTorch's CUDA build, for an NVIDIA GPU (a download of several GB)"),
+        ("DEFAULT", "Package Index's", "Whatever torch the package index has (on macOS the same as CPU)")])
+    show_advanced: BoolProperty(name="Advanced", default=False)
+    torch_index: StringProperty(name="PyTorch Index", default="",
+                                description="Index URL(s) for PyTorch, separated by spaces; empty: PyTorch's own "
+                                            "index for the chosen build (CPU: https://download.pytorch.org/whl/cpu)")
+    torch_requirement: StringProperty(name="PyTorch Requirement", default="torch",
+                                      description="What pip installs for PyTorch, e.g. torch==2.5.1")
+    index_url: StringProperty(name="Package Index", default="",
+                              description="Index URL(s) for everything else, separated by spaces; empty: PyPI")
+    find_links: StringProperty(name="Find Links", default="", subtype="DIR_PATH",
+                               description="A folder of wheels (or a URL) pip also looks in")
+    no_index: BoolProperty(name="No Index (Find Links Only)", default=False,
+                           description="Install only from Find Links (an offline folder of wheels)")
+    extra_site_packages: StringProperty(name="Extra Site-Packages", default="",
+                                        description="Folders of installed packages the environment also sees "
+                                                    f"(separated by '{os.pathsep}'); for development: packages "
+                                                    "found there are not downloaded")
+    recent_prompts: StringProperty(name="Recent Prompts", default="[]", options={"HIDDEN"})
 
     def draw(self, context):
         layout = self.layout
@@ -39,18 +71,89 @@ class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
         col.prop(self, "token")
         col.prop(self, "timeout")
         box = layout.box()
-        box.label(text="Local backend")
-        box.prop(self, "python_path")
-        box.prop(self, "checkpoint")
-        box.prop(self, "port")
-        row = box.row()
-        if backend.running():
-            row.operator(MOTIONCLIP_OT_stop_backend.bl_idname, icon="CANCEL")
+        box.prop(self, "backend_mode", expand=True)
+        width = text_columns(context)
+        if self.backend_mode == "MANAGED":
+            _draw_managed(box, self, width)
+        elif self.backend_mode == "PYTHON":
+            box.prop(self, "python_path")
+            box.prop(self, "checkpoint")
         else:
-            row.operator(MOTIONCLIP_OT_start_backend.bl_idname, icon="PLAY")
-        row.operator(MOTIONCLIP_OT_install_backend.bl_idname, icon="IMPORT")
+            _lines(box, "Start the server yourself (motionclip serve [--port 8765] [--token T]) and set Backend URL "
+                        "to its address.", width, "INFO")
+        row = box.row()
+        if self.backend_mode != "URL":
+            if backend.running():
+                row.operator(MOTIONCLIP_OT_stop_backend.bl_idname, icon="CANCEL")
+            else:
+                row.operator(MOTIONCLIP_OT_start_backend.bl_idname, icon="PLAY")
+        if self.backend_mode == "PYTHON":
+            row.operator(MOTIONCLIP_OT_install_backend.bl_idname, icon="IMPORT")
         row.operator(MOTIONCLIP_OT_check_connection.bl_idname, icon="URL")
+        row.operator(setup_ui.MOTIONCLIP_OT_open_log.bl_idname, text="Backend Log", icon="TEXT").which = "BACKEND"
+        _draw_connection(box, context)
         _draw_status(box, context)
+        _draw_licences(layout.box(), width)
+
+
+def _draw_managed(box, p, width: int) -> None:
+    env = setup_ui.env_dir()
+    ready = envsetup.is_ready(env)
+    _lines(box, f"Environment: {env} ({'set up' if ready else 'not set up yet'})", width,
+           "CHECKMARK" if ready else "INFO")
+    box.prop(p, "torch_variant")
+    box.prop(p, "checkpoint")
+    row = box.row()
+    row.operator(setup_ui.MOTIONCLIP_OT_setup_backend.bl_idname, text="Set Up Again" if ready else None,
+                 icon="IMPORT")
+    row.operator(setup_ui.MOTIONCLIP_OT_open_log.bl_idname, text="Setup Log", icon="TEXT").which = "SETUP"
+    row.operator(setup_ui.MOTIONCLIP_OT_remove_env.bl_idname, text="Remove", icon="TRASH")
+    box.prop(p, "show_advanced", icon="TRIA_DOWN" if p.show_advanced else "TRIA_RIGHT", emboss=False)
+    if p.show_advanced:
+        col = box.column()
+        for name in ("torch_index", "torch_requirement", "index_url", "find_links", "no_index",
+                     "extra_site_packages"):
+            col.prop(p, name)
+
+
+LICENCE_TEXT = (
+    "Licences: this add-on's code is GPL-3.0-or-later; the backend package is MIT. The built-in model was trained "
+    "on the Bandai-Namco Research motion datasets (CC BY-NC 4.0): use it for non-commercial purposes only and "
+    "credit Bandai Namco Research. For commercial work, train a model on data you may use that way (motionclip "
+    "train autoencoder) and set Checkpoint. Its model card, MODEL_CARD.md, is in the add-on's folder.")
+NO_MODEL_TEXT = ("This build carries no built-in model (build_addon.py --without-model): set Checkpoint to a trained "
+                 "run folder before starting the backend. This add-on's code is GPL-3.0-or-later; the backend "
+                 "package is MIT.")
+
+
+def _draw_licences(box, width: int) -> None:
+    try:
+        has_model = bool(envsetup.bundle().get("model"))
+    except envsetup.SetupError:
+        has_model = True
+    _lines(box, LICENCE_TEXT if has_model else NO_MODEL_TEXT, width, "INFO")
+
+
+def migrate_prefs(p) -> str | None:
+    """Preferences saved by the version with separate Port and Backend URL fields: one URL now.
+    The old Start Backend put the backend on Port and then sent requests to 127.0.0.1:Port, so a
+    user who had a Backend Python set gets that address; otherwise Backend URL (where requests
+    went) stays. A Backend Python set then means Backend: This Python."""
+    try:
+        old_port = p.get("port")
+    except (AttributeError, TypeError):
+        return None
+    if old_port is None:
+        return None
+    note = None
+    if p.python_path.strip():
+        if p.get("backend_mode") is None:
+            p.backend_mode = "PYTHON"
+        if is_local(p.backend_url):
+            p.backend_url = f"http://127.0.0.1:{int(old_port)}"
+            note = f"Port {int(old_port)} merged into Backend URL {p.backend_url}"
+    del p["port"]
+    return note
 
 
 def prefs(context=None):
@@ -107,6 +210,8 @@ class MOTIONCLIP_PG_label(bpy.types.PropertyGroup):
 class MOTIONCLIP_PG_job(bpy.types.PropertyGroup):
     running: BoolProperty(default=False)
     status: StringProperty(default="")
+    detail: StringProperty(default="", description="What the running job is doing now")
+    fraction: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", description="How far it is")
     error: StringProperty(default="")
     server: StringProperty(default="", description="What the backend said about itself")
     labels: CollectionProperty(type=MOTIONCLIP_PG_label)
@@ -159,6 +264,7 @@ def apply_generated(context, motion, name: str, *, target: str | None, start_fra
     made = arm is None
     if made:
         arm = rig.build_armature("SMPL", motion.rest_offsets)
+        arm.location = placement(context, arm)
         if with_body:
             body.add_body(arm)
     action = rig.apply_motion(arm, motion, rig.action_name_for(name), start_frame,
@@ -167,8 +273,34 @@ def apply_generated(context, motion, name: str, *, target: str | None, start_fra
     scene.frame_start, scene.frame_end = first, last
     scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
     push_undo(f"motionclip: {name}")
+    where = f", at ({arm.location.x:.2f}, {arm.location.y:.2f}, {arm.location.z:.2f})" if made else ""
     return (f"{arm.name}{' (new)' if made else ''}: \"{action.name}\", {motion.num_frames} frames at "
-            f"{motion.fps:g} fps, from frame {first}")
+            f"{motion.fps:g} fps, from frame {first}{where}")
+
+
+PLACE_GAP = 0.5  # metres between a new armature and the object it is moved beside
+
+
+def placement(context, arm):
+    """Where a new armature goes: at the 3D cursor, moved along +X beside any visible mesh whose
+    bounding box holds that spot (the factory scene's cube sits on the cursor)."""
+    from mathutils import Vector
+
+    spot = context.scene.cursor.location.copy()
+    boxes = []
+    for ob in context.view_layer.objects:
+        if ob.type != "MESH" or ob.parent == arm or not ob.visible_get():
+            continue
+        corners = [ob.matrix_world @ Vector(c) for c in ob.bound_box]
+        boxes.append((Vector([min(c[i] for c in corners) for i in range(3)]),
+                      Vector([max(c[i] for c in corners) for i in range(3)])))
+    for _ in range(len(boxes) + 1):
+        hit = next((hi for lo, hi in boxes if lo.x <= spot.x <= hi.x and lo.y <= spot.y <= hi.y
+                    and lo.z - 2.0 <= spot.z <= hi.z), None)
+        if hit is None:
+            break
+        spot.x = hit.x + PLACE_GAP
+    return spot
 
 
 # ---------------------------------------------------------------- operators
@@ -268,6 +400,7 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
         def apply(result):
             health, motion = result
             jobs.state(bpy.context).server = server_line(client, health)
+            remember_prompt(prompt)
             return apply_generated(bpy.context, motion, name, target=target, start_frame=start, with_body=with_body)
 
         return self.launch(context, "Generating", work, apply)
@@ -376,43 +509,34 @@ class MOTIONCLIP_OT_check_connection(_JobOperator, bpy.types.Operator):
 
         def apply(health):
             jobs.state(bpy.context).server = server_line(client, health)
+            connection.check(client, wait=bpy.app.background)
             return f"Connected to {client.url}"
 
         return self.launch(context, "Connecting", client.health, apply)
 
 
 class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
-    """Start `motionclip serve` from the backend Python set above (stopped when Blender quits)"""
+    """Start `motionclip serve` on Backend URL's port, from the environment Set Up Backend made or the
+    Python set in the preferences (stopped when Blender quits)"""
     bl_idname = "motionclip.start_backend"
     bl_label = "Start Backend"
 
     def execute(self, context):
         p = prefs(context)
         try:
-            backend.start(p.python_path, "127.0.0.1", p.port, p.checkpoint, p.token)
-            p.backend_url = f"http://127.0.0.1:{p.port}"
+            backend.check_model(p.checkpoint)
+            host, port = backend.local_address(p.backend_url)
+            backend.start(setup_ui.backend_python(p), host, port, p.checkpoint, p.token)
             client = make_client(context)
         except (backend.BackendProcessError, BackendError, OSError) as exc:
             return self.fail(context, exc)
 
-        def wait_ready():
-            import time
-            deadline = time.monotonic() + 300
-            while True:
-                if not backend.running():
-                    raise BackendError(backend.exit_message())
-                try:
-                    return client.health(timeout=2.0)
-                except BackendError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-
         def apply(health):
             jobs.state(bpy.context).server = server_line(client, health)
+            connection.check(client, wait=bpy.app.background)
             return f"Backend running at {client.url}"
 
-        return self.launch(context, "Starting backend", wait_ready, apply)
+        return self.launch(context, "Starting backend", lambda: backend.wait_ready(client), apply)
 
 
 class MOTIONCLIP_OT_stop_backend(bpy.types.Operator):
@@ -476,9 +600,7 @@ def _draw_status(layout, context):
     width = text_columns(context)
     col = layout.column(align=True)
     if st.running:
-        row = col.row(align=True)
-        row.label(text=st.status, icon="SORTTIME")
-        row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
+        setup_ui.draw_progress(col, st, width, wrap)
     elif st.status:
         _lines(col, st.status, width, "INFO")
     if st.error:
@@ -489,70 +611,39 @@ def _draw_status(layout, context):
         _lines(col, st.server, width, "LINKED")
 
 
-class MOTIONCLIP_PT_main(bpy.types.Panel):
-    bl_idname = "MOTIONCLIP_PT_main"
-    bl_label = "Text to Motion"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MotionCLIP"
-
-    def draw(self, context):
-        layout = self.layout
-        s = context.scene.motionclip
-        layout.prop(s, "prompt", text="")
-        col = layout.column(align=True)
-        col.prop(s, "length_mode")
-        if s.length_mode == "SECONDS":
-            col.prop(s, "seconds")
-        elif s.length_mode == "FRAMES":
-            col.prop(s, "frames")
-        col.label(text=f"{scene_fps(context.scene):g} fps (scene)", icon="TIME")
-        col = layout.column(align=True)
-        col.prop(s, "seed")
-        col.prop(s, "start_frame")
-        layout.prop(s, "target")
-        layout.prop(s, "body")
-        box = layout.box()
-        box.label(text="Blend with a second prompt:")
-        box.prop(s, "prompt_b", text="")
-        sub = box.row()
-        sub.active = bool(s.prompt_b.strip())
-        sub.prop(s, "blend", slider=True)
-        row = layout.row(align=True)
-        row.scale_y = 1.4
-        row.operator(MOTIONCLIP_OT_generate.bl_idname, text="Generate Blend" if s.prompt_b.strip() else "Generate",
-                     icon="ARMATURE_DATA")
-        if jobs.busy():
-            row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
-        _draw_status(layout, context)
+def _draw_connection(layout, context) -> None:
+    """The live indicator: what the last /health check said about Backend URL."""
+    p = prefs(context)
+    url = (p.backend_url if p else DEFAULT_URL).strip().rstrip("/")
+    st = connection.state
+    if st.url != url or st.ok is None:
+        text, icon = f"Checking {url}...", "SORTTIME"
+    elif st.ok:
+        text, icon = st.text, "CHECKMARK"
+    else:
+        text, icon = f"Not connected: {st.text}", "CANCEL"
+    _lines(layout, text, text_columns(context), icon)
 
 
-class MOTIONCLIP_PT_recognize(bpy.types.Panel):
-    bl_idname = "MOTIONCLIP_PT_recognize"
-    bl_label = "Recognise and Edit"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MotionCLIP"
-    bl_parent_id = "MOTIONCLIP_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
+MAX_RECENT = 8
 
-    def draw(self, context):
-        layout = self.layout
-        s = context.scene.motionclip
-        ob = context.active_object
-        layout.label(text=f"Selected: {ob.name}" if rig.is_smpl_armature(ob) else "Select an SMPL armature",
-                     icon="OUTLINER_OB_ARMATURE")
-        layout.prop(s, "labels", text="")
-        layout.operator(MOTIONCLIP_OT_recognize.bl_idname, icon="VIEWZOOM")
-        for item in jobs.state(context).labels:
-            row = layout.row()
-            row.label(text=item.label)
-            row.label(text=f"{item.score:.3f}")
-        col = layout.column(align=True)
-        col.prop(s, "edit_from")
-        col.prop(s, "edit_to")
-        col.prop(s, "edit_strength")
-        layout.operator(MOTIONCLIP_OT_edit.bl_idname, icon="MODIFIER")
+
+def recent_prompts(context=None) -> list[str]:
+    p = prefs(context)
+    try:
+        items = json.loads(p.recent_prompts) if p else []
+    except ValueError:
+        items = []
+    return [x for x in items if isinstance(x, str)][:MAX_RECENT]
+
+
+def remember_prompt(prompt: str) -> None:
+    """Most recent first, each once; kept with the preferences (they outlive the .blend)."""
+    p = prefs()
+    if p is None:
+        return
+    items = [prompt] + [x for x in recent_prompts() if x != prompt]
+    p.recent_prompts = json.dumps(items[:MAX_RECENT])
 
 
 classes = (
@@ -568,22 +659,32 @@ classes = (
     MOTIONCLIP_OT_start_backend,
     MOTIONCLIP_OT_stop_backend,
     MOTIONCLIP_OT_install_backend,
-    MOTIONCLIP_PT_main,
-    MOTIONCLIP_PT_recognize,
-)
+) + setup_ui.classes
+
+
+def _all_classes():
+    from . import panels
+
+    return classes + panels.classes
 
 
 def register():
-    for cls in classes:
+    for cls in _all_classes():
         bpy.utils.register_class(cls)
     bpy.types.Scene.motionclip = PointerProperty(type=MOTIONCLIP_PG_settings)
     bpy.types.WindowManager.motionclip_job = PointerProperty(type=MOTIONCLIP_PG_job)
+    p = prefs()
+    note = migrate_prefs(p) if p is not None else None
+    if note:
+        print(f"motionclip: {note}")
+    connection.start(lambda: make_client(bpy.context))
 
 
 def unregister():
+    connection.stop()
     jobs.shutdown()
     backend.stop()
     del bpy.types.WindowManager.motionclip_job
     del bpy.types.Scene.motionclip
-    for cls in reversed(classes):
+    for cls in reversed(_all_classes()):
         bpy.utils.unregister_class(cls)

@@ -603,3 +603,112 @@ def test_real_blender_window_generates_and_shows_the_panel(addon_zip, server, tm
             blender.kill()
         xvfb.terminate()
         xvfb.wait(10)
+
+
+# ---------------------------------------------------------------- one-click backend set-up
+
+SETUP_SESSION = REPO / "tests" / "blender_scripts" / "setup_session.py"
+sys.path.insert(0, str(REPO / "tests" / "blender_scripts"))
+import wheelhouse  # noqa: E402
+
+
+def site_packages() -> Path:
+    """Where this test run's packages really are (a venv may see another through a .pth file)."""
+    return Path(torch.__file__).resolve().parent.parent
+
+
+def blender_env(tmp_path: Path) -> dict:
+    """Blender's environment for a test: a throwaway user folder, and pip configured only by the
+    add-on's preferences (no pip.conf, no PIP_FIND_LINKS of this machine)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("PIP_")}
+    env.update(BLENDER_USER_RESOURCES=str(tmp_path / "user"), PIP_CONFIG_FILE=os.devnull)
+    return env
+
+
+def run_setup_session(addon_zip: Path, tmp_path: Path, prefs: dict) -> dict:
+    broken = tmp_path / "no-wheels"
+    broken.mkdir()
+    config = tmp_path / "setup.json"
+    config.write_text(json.dumps({"url": dead_url(), "prefs": prefs, "broken_links": str(broken)}))
+    out = tmp_path / "setup_out.json"
+    proc = subprocess.run([str(BLENDER_PYTHON), str(SETUP_SESSION), str(addon_zip), str(config), str(out)],
+                          env=blender_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert "exception" not in d, d["exception"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return d
+
+
+def check_setup_session(d: dict) -> None:
+    """The set-up flow as tests/blender_scripts/setup_session.py saw it."""
+    texts = lambda log: " ".join(e[0] for e in log)  # noqa: E731
+    # No backend yet: the panel offers the set-up instead of Generate; the defaults are the managed CPU set-up.
+    assert d["defaults"] == {"mode": "MANAGED", "torch_variant": "CPU", "python_path": ""}
+    nob = d["panel_no_backend"]
+    assert "Set up the backend" in texts(nob) and ["operator:motionclip.setup_backend", "", False] in nob
+    assert not any(e[0] == "operator:motionclip.generate" for e in nob)
+    assert "Not connected" in texts(nob) or "Checking" in texts(nob)
+    # The environment lives in the add-on's own user folder.
+    assert d["env"].endswith("motionclip_blender/backend-env") and "/extensions/" in d["env"]
+
+    # From a folder without the packages: it fails at the PyTorch step with pip's words, the hint and the log.
+    b = d["broken"]
+    assert b["raised"] and "Install PyTorch failed (exit 1)" in b["error"], b
+    assert "No matching distribution found for torch" in b["error"] and "Open Setup Log" in b["error"]
+    assert "check the network connection" in b["error"] and d["log"] in b["error"]
+    assert d["broken_history"] == ["Create environment", "Upgrade pip", "Install PyTorch"]
+    assert d["broken_open_log"]["raised"] is None and "No matching distribution found for torch" in d["broken_log_text"]
+    assert "Set up the backend" in texts(d["panel_after_failure"])          # still offered, the error under it
+    assert any(e[2] and "Install PyTorch failed" in e[0] for e in d["panel_after_failure"])
+    assert d["remove_after_failure"]["result"] == ["FINISHED"] and not d["env_exists_after_remove"]
+    assert d["remove_after_failure"]["status"].startswith("Removed ")
+
+    # The real set-up: every step, pip's counts, the backend started from the new environment, connected.
+    s = d["setup"]
+    assert s["raised"] is None and s["error"] == "", s
+    assert s["status"].startswith("Backend set up and running at ") and s["server"].startswith("Connected: ")
+    steps = [h["step"] for h in d["history"]]
+    assert steps == ["Create environment", "Upgrade pip", "Install PyTorch", "Install backend", "Start backend",
+                     "Connect"]
+    backend_step = d["history"][3]
+    assert backend_step["installed"] >= 1 and backend_step["collected"] >= 1, backend_step
+    assert d["ready"] and d["backend_running"]
+    env_python = d["backend_args"][0]
+    assert env_python.startswith(d["env"]) and d["backend_args"][1:4] == ["-m", "motionclip.core.cli", "serve"]
+    assert d["connection"]["ok"] is True and d["connection"]["text"].startswith("Connected: ")
+    # The backend runs from the wheel installed in the environment, not from this checkout.
+    cli, prefix = d["installed_at"]
+    assert cli.startswith(d["env"]) and "site-packages/motionclip/core/cli.py" in cli and prefix == d["env"]
+    ready = d["panel_ready"]
+    assert any(e[0] == "operator:motionclip.generate" for e in ready) and "Set up the backend" not in texts(ready)
+    assert any(e[1] == "CHECKMARK" and e[0].startswith("Connected: ") for e in ready)
+
+    # The first Generate: a new armature beside the factory cube (at the cursor, moved out of it).
+    g = d["generate"]
+    assert g["raised"] is None and g["error"] == "", g
+    assert d["armature"]["type"] == "ARMATURE" and d["armature"]["action"] == "a person walks forward"
+    assert d["armature"]["location"] == [1.5, 0.0, 0.0]
+    assert d["open_log"]["raised"] is None and "Successfully installed" in d["log_text_tail"]
+    assert "backend installed" in d["log_text_tail"] and not d["running_after_disable"]
+    print(f"\nset-up: {d['times']['setup_s']:.1f} s to a connected backend, {d['times']['to_first_motion_s']:.1f} s "
+          f"to the first motion; environment {d['env_mb']:.0f} MB; {d['log_lines']} log lines; steps "
+          + ", ".join(f"{h['step']} at {h['t'] - d['history'][0]['t']:.1f} s" for h in d["history"]))
+
+
+def test_setup_backend_in_one_click(addon_zip, tmp_path) -> None:
+    """Set Up Backend in bpy 5.0: a real virtual environment made with Blender's Python, pip
+    installing the bundled backend wheel from a local folder (--no-index), PyTorch and the other
+    dependencies seen through Extra Site-Packages (links to this run's packages, without motionclip),
+    the backend started from the new environment, connected, and the first Generate."""
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    site = site_packages()
+    links = tmp_path / "wheels"
+    for name in ("setuptools", "pip"):  # the environment's own copies are older than torch needs
+        wheelhouse.repack(site, name, links)
+    extra = wheelhouse.mirror(site, tmp_path / "site", skip=("motionclip", "setuptools", "pip"))
+    d = run_setup_session(addon_zip, tmp_path, {"find_links": str(links), "no_index": True,
+                                                 "extra_site_packages": str(extra)})
+    check_setup_session(d)
