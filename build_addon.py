@@ -41,6 +41,7 @@ PACKAGE = "motionclip_blender"  # the folder in the zip, the legacy module name 
 CONTENTS: tuple[tuple[str, str], ...] = (
     ("blender_addon/__init__.py", "__init__.py"),
     ("blender_addon/blender_manifest.toml", "blender_manifest.toml"),
+    ("blender_addon/LICENSE", "LICENSE"),
     ("blender_addon/backend.py", "backend.py"),
     ("blender_addon/batch.py", "batch.py"),
     ("blender_addon/body.py", "body.py"),

@@ -201,6 +201,7 @@ class Setup:
     def run(self) -> Path:
         """Make the environment and install the backend; returns the environment's Python."""
         spec = bundle()
+        self._extra_dirs()  # before anything is made
         self.env.parent.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "w", encoding="utf-8") as log:
@@ -239,17 +240,21 @@ class Setup:
         return subprocess.run([str(py), "-c", "import sys"], capture_output=True, env=_clean_env(),
                               **_no_window()).returncode == 0
 
+    def _extra_dirs(self) -> list[str]:
+        dirs = [os.path.expanduser(d.strip()) for d in self.opts.extra_site_packages.split(os.pathsep) if d.strip()]
+        missing = [d for d in dirs if not Path(d).is_dir()]
+        if missing:
+            raise SetupError(f"Extra Site-Packages: no such folder {missing[0]}; fix it in the add-on's preferences "
+                             "(Backend > Advanced) or clear it")
+        return dirs
+
     def _link_site_packages(self) -> None:
         """The advanced "extra site-packages": a .pth file in the environment that lists them."""
-        dirs = [os.path.expanduser(d.strip()) for d in self.opts.extra_site_packages.split(os.pathsep) if d.strip()]
+        dirs = self._extra_dirs()
         out = subprocess.run([str(env_python(self.env)), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              capture_output=True, text=True, env=_clean_env(), **_no_window())
         pth = Path(out.stdout.strip()) / PTH_NAME
         if dirs:
-            missing = [d for d in dirs if not Path(d).is_dir()]
-            if missing:
-                raise SetupError(f"Extra Site-Packages: no such folder {missing[0]}; fix it in the add-on's "
-                                 "preferences (Advanced) or clear it")
             pth.write_text("\n".join(dirs) + "\n")
         elif pth.exists():
             pth.unlink()

@@ -85,7 +85,7 @@ def _finish(job: Job) -> bool:
 
 # Errors whose message is written for a person (what went wrong and what to do): shown as is.
 # Anything else is unexpected and keeps its type name.
-READABLE = ("BackendError", "BackendProcessError", "RigError", "ProtocolError", "ValueError")
+READABLE = ("BackendError", "BackendProcessError", "SetupError", "RigError", "ProtocolError", "ValueError")
 
 
 def message(exc: BaseException | str) -> str:

