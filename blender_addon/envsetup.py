@@ -139,7 +139,7 @@ class PipCounter:
         elif self.to_install:
             parts.append(f"installing {self.to_install}")
         elif self.current:
-            parts.append(self.current[:48])
+            parts.append(self.current)
         return ", ".join(parts)
 
 

@@ -17,6 +17,7 @@ the project's forward kinematics of the answer, within 1e-4.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -856,6 +857,8 @@ def check_panel_session(d: dict, url: str) -> None:
         assert "is not on this machine" in d[key]["raised"] and "http://127.0.0.1:8765" in d[key]["raised"], d[key]
     assert "Extra Site-Packages: no such folder" in d["setup_missing_extra"]["raised"] and not d["env_made"]
     assert "there is no log at" in d["log_before_setup"]["raised"] and "Set Up Backend" in d["log_before_setup"]["raised"]
+    assert "could not delete" in d["remove_blocked"]["raised"] and "delete the folder yourself" in d["remove_blocked"]["raised"]
+    assert d["remove_nothing"]["result"] == ["FINISHED"] and d["remove_nothing"]["status"].startswith("Nothing to remove")
 
 
 def test_bpy_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tmp_path) -> None:
@@ -867,3 +870,148 @@ def test_bpy_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tm
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     check_panel_session(json.loads(out.read_text()), server)
     assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+NO_MODEL = r'''
+import json, sys, bpy
+sys.path.insert(0, sys.argv[-1])
+import recorder
+zip_path, out = sys.argv[1:3]
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+module = "bl_ext.user_default.motionclip_blender"
+p = bpy.context.preferences.addons[module].preferences
+res = {}
+for op in ("setup_backend", "start_backend"):
+    try:
+        getattr(bpy.ops.motionclip, op)()
+        res[op] = None
+    except RuntimeError as exc:
+        res[op] = str(exc)
+res["env_made"] = sys.modules[module + ".setup_ui"].env_dir().exists()
+res["prefs"] = " ".join(e[0] for e in recorder.draw(type(p), bpy.context, p))
+json.dump(res, open(out, "w"))
+'''
+
+
+def test_addon_without_model_asks_for_a_checkpoint(tmp_path) -> None:
+    """The add-on built with --without-model: Set Up Backend and Start Backend say the backend needs a
+    checkpoint and where to set it (nothing is made), and the preferences say the build has no model."""
+    if not BLENDER_PYTHON.exists():
+        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
+    zip_path = build_addon.build(tmp_path / "dist", with_model=False)
+    out = tmp_path / "nomodel.json"
+    proc = subprocess.run([str(BLENDER_PYTHON), "-c", NO_MODEL, str(zip_path), str(out),
+                           str(REPO / "tests" / "blender_scripts")], env=blender_env(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    for op in ("setup_backend", "start_backend"):
+        assert "built without the built-in model" in d[op] and "set Checkpoint in Preferences > Add-ons > motionclip" \
+            in d[op], d
+    assert not d["env_made"]
+    assert "This build carries no built-in model" in d["prefs"] and "CC BY-NC" not in d["prefs"]
+
+
+# ---------------------------------------------------------------- the set-up's logic outside Blender
+# (blender_addon/envsetup.py imports no bpy: loaded here on its own)
+
+_spec = importlib.util.spec_from_file_location("motionclip_addon_envsetup", REPO / "blender_addon" / "envsetup.py")
+envsetup = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = envsetup
+_spec.loader.exec_module(envsetup)
+
+# pip 24's output for a small install (abridged from a real run).
+PIP_OUTPUT = """\
+Looking in indexes: https://download.pytorch.org/whl/cpu
+Collecting torch
+  Downloading https://download.pytorch.org/whl/cpu/torch-2.5.1%2Bcpu-cp311-cp311-linux_x86_64.whl (174.7 MB)
+Collecting filelock (from torch)
+  Using cached https://download.pytorch.org/whl/filelock-3.13.1-py3-none-any.whl (11 kB)
+Requirement already satisfied: typing-extensions>=4.8.0 in ./env/lib/python3.11/site-packages (from torch) (4.12.2)
+Processing ./wheels/sympy-1.13.1-py3-none-any.whl (from torch)
+Installing collected packages: sympy, filelock, torch
+Successfully installed filelock-3.13.1 sympy-1.13.1 torch-2.5.1+cpu
+"""
+
+
+def test_pip_output_is_counted() -> None:
+    c = envsetup.PipCounter()
+    seen = []
+    for line in PIP_OUTPUT.splitlines():
+        c.feed(line)
+        seen.append((c.collected, c.satisfied, c.to_install, c.installed, round(c.fraction(), 3)))
+    assert (c.collected, c.satisfied, c.to_install, c.installed) == (3, 1, 3, 3)
+    assert c.text() == "3 collected, 1 already there, 3 installed"
+    fractions = [f for *_, f in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and 0 < fractions[3] < 0.7
+    c2 = envsetup.PipCounter()
+    for line in PIP_OUTPUT.splitlines()[:3]:
+        c2.feed(line)
+    assert c2.text() == "1 collected, 0 already there, torch-2.5.1%2Bcpu-cp311-cp311-linux_x86_64.whl (174.7 MB)"
+
+
+def test_progress_runs_over_the_steps() -> None:
+    p = envsetup.Progress()
+    p.enter(0)
+    assert p.line() == "Step 1/6: Create environment" and p.fraction() == 0.0
+    p.enter(2)
+    p.counter = envsetup.PipCounter()
+    for line in PIP_OUTPUT.splitlines():
+        p.counter.feed(line)
+    assert p.line() == "Step 3/6: Install PyTorch: 3 collected, 1 already there, 3 installed"
+    assert p.fraction() == pytest.approx(sum(envsetup.WEIGHTS[:3]))
+    p.enter(5, "http://127.0.0.1:8765")
+    assert p.line() == "Step 6/6: Connect: http://127.0.0.1:8765"
+    assert [h["step"] for h in p.history] == ["Create environment", "Install PyTorch", "Connect"]
+    assert p.history[1]["installed"] == 3 and p.history[1]["collected"] == 3
+
+
+def test_where_packages_come_from() -> None:
+    O = envsetup.Options
+    assert envsetup.pip_source_args(O(), torch=True) == ["--index-url", "https://download.pytorch.org/whl/cpu"]
+    assert envsetup.pip_source_args(O(torch_variant="CUDA"), torch=True)[1].startswith(
+        "https://download.pytorch.org/whl/cu")
+    assert envsetup.pip_source_args(O()) == []                           # PyPI
+    assert envsetup.pip_source_args(O(torch_variant="DEFAULT", index_url="https://mirror/simple"), torch=True) == \
+        ["--index-url", "https://mirror/simple"]
+    assert envsetup.pip_source_args(O(index_url="file:///a file:///b", find_links="~/wheels")) == \
+        ["--index-url", "file:///a", "--extra-index-url", "file:///b", "--find-links",
+         os.path.expanduser("~/wheels")]
+    assert envsetup.pip_source_args(O(no_index=True, find_links="/w"), torch=True) == ["--no-index", "--find-links", "/w"]
+    assert envsetup.pip_source_args(O(torch_index="https://t/simple"), torch=True) == ["--index-url", "https://t/simple"]
+
+
+def test_blenders_python_is_found_or_named(monkeypatch, tmp_path) -> None:
+    assert Path(envsetup.base_python()).is_file()
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "blender"))
+    with pytest.raises(envsetup.SetupError, match="Blender's Python was not found under .*This Python"):
+        envsetup.base_python()
+
+
+def test_env_python_and_readiness(tmp_path) -> None:
+    py = envsetup.env_python(tmp_path)
+    assert py == tmp_path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    assert not envsetup.is_ready(tmp_path)
+    py.parent.mkdir(parents=True)
+    py.write_text("")
+    assert not envsetup.is_ready(tmp_path)                              # installed only when the marker is there
+    (tmp_path / envsetup.MARKER).write_text("{}")
+    assert envsetup.is_ready(tmp_path)
+    assert envsetup.remove(tmp_path) and not tmp_path.exists() and not envsetup.remove(tmp_path)
+
+
+def test_setup_refuses_a_missing_extra_folder_before_making_anything(tmp_path) -> None:
+    opts = envsetup.Options(extra_site_packages=str(tmp_path / "nope"))
+    setup = envsetup.Setup(tmp_path / "env", tmp_path / "setup.log", opts)
+    with pytest.raises(envsetup.SetupError, match="Extra Site-Packages: no such folder .*nope"):
+        setup.run()
+    assert not (tmp_path / "env").exists()
+
+
+def test_cancelled_setup_stops_before_the_next_step(tmp_path) -> None:
+    setup = envsetup.Setup(tmp_path / "env", tmp_path / "setup.log", envsetup.Options())
+    setup.cancel()
+    with pytest.raises(envsetup.SetupError, match="cancelled; press Set Up Backend"):
+        setup.run()
+    assert not (tmp_path / "env").exists()

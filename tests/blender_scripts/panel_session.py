@@ -123,6 +123,11 @@ def main(argv: list[str]) -> int:
         out["env_made"] = m["setup_ui"].env_dir().exists()
         p.extra_site_packages = ""
         out["log_before_setup"] = press("open_log", which="SETUP")
+        env = m["setup_ui"].env_dir()
+        env.write_text("not a folder")  # something in the way that cannot be deleted as a folder
+        out["remove_blocked"] = press("remove_backend_env")
+        env.unlink()
+        out["remove_nothing"] = press("remove_backend_env")
         bpy.ops.preferences.addon_disable(module=module)
     except Exception:
         out["exception"] = traceback.format_exc()
