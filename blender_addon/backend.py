@@ -22,7 +22,7 @@ from . import envsetup
 
 ADDON_DIR = Path(__file__).resolve().parent
 BUNDLED_BACKEND = ADDON_DIR / "backend"
-LOG_FILE = Path(tempfile.gettempdir()) / "motionclip-backend.log"
+LOG_FILE = Path(tempfile.gettempdir()) / "motionclip-backend.log"  # the add-on moves it to its user folder
 
 _process: subprocess.Popen | None = None
 
@@ -128,7 +128,7 @@ def start(python: str, host: str, port: int, checkpoint: str = "", token: str = 
         cmd += ["--token", token.strip()]
     for var in ("PYTHONPATH", "PYTHONHOME"):  # Blender's own Python must not leak into the backend's
         env.pop(var, None)
-    log = open(LOG_FILE, "ab")
+    log = open(LOG_FILE, "wb")  # this start's output only: exit_message() quotes its end
     kwargs = {"start_new_session": True} if sys.platform != "win32" else {}
     _process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, **kwargs)
     log.close()

@@ -40,7 +40,9 @@ class Options:
     """The advanced preferences that say where packages come from."""
     torch_variant: str = "CPU"      # CPU, CUDA or DEFAULT (the package index's own torch)
     torch_index: str = ""           # overrides TORCH_INDEX[torch_variant] (URLs separated by spaces)
-    torch_requirement: str = "torch"  # what pip installs in the PyTorch step (e.g. torch==2.5.1)
+    # What pip installs in the PyTorch step: torch with torchvision (the text encoders' CLIP needs it),
+    # both from the same index so that they match (e.g. "torch==2.5.1 torchvision==0.20.1").
+    torch_requirement: str = "torch torchvision"
     index_url: str = ""             # pip's index for everything else: URLs separated by spaces (empty: PyPI)
     find_links: str = ""            # pip --find-links (a folder of wheels or a URL)
     no_index: bool = False          # pip --no-index (only find_links)
@@ -216,7 +218,7 @@ class Setup:
             self._step(1, "")
             self._run(1, pip + ["--upgrade", "pip"] + pip_source_args(self.opts))
             self._step(2, "")
-            torch = self.opts.torch_requirement.split() or ["torch"]
+            torch = self.opts.torch_requirement.split() or ["torch", "torchvision"]
             self._run(2, pip + torch + pip_source_args(self.opts, torch=True))
             self._step(3, "")
             self._run(3, pip + [spec["spec"] + "[serve]"] + pip_source_args(self.opts))

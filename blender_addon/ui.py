@@ -50,8 +50,9 @@ class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
     torch_index: StringProperty(name="PyTorch Index", default="",
                                 description="Index URL(s) for PyTorch, separated by spaces; empty: PyTorch's own "
                                             "index for the chosen build (CPU: https://download.pytorch.org/whl/cpu)")
-    torch_requirement: StringProperty(name="PyTorch Requirement", default="torch",
-                                      description="What pip installs for PyTorch, e.g. torch==2.5.1")
+    torch_requirement: StringProperty(name="PyTorch Packages", default="torch torchvision",
+                                      description="What pip installs from the PyTorch index, separated by spaces, "
+                                                  "e.g. torch==2.5.1 torchvision==0.20.1 (they must match)")
     index_url: StringProperty(name="Package Index", default="",
                               description="Index URL(s) for everything else, separated by spaces; empty: PyPI")
     find_links: StringProperty(name="Find Links", default="", subtype="DIR_PATH",
@@ -675,6 +676,7 @@ def register():
     note = migrate_prefs(p) if p is not None else None
     if note:
         print(f"motionclip: {note}")
+    backend.LOG_FILE = setup_ui.user_dir() / "backend.log"  # one per Blender user, fresh at each start
     connection.start(lambda: make_client(bpy.context))
 
 

