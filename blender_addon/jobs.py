@@ -126,6 +126,7 @@ def show_progress(st, job: Job) -> None:
     st.status = f"{job.label}... {elapsed}"
     st.detail = job.progress.line() if job.progress is not None else ""
     st.fraction = job.progress.fraction() if job.progress is not None else 0.0
+    st.percent = 100.0 * st.fraction
 
 
 def current() -> Job | None:

@@ -82,14 +82,18 @@ class MOTIONCLIP_PT_main(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         width = text_columns(context)
-        _draw_connection(layout, context)
         st = jobs.state(context)
+        if setup_ui.needs_setup(context):
+            p = setup_ui.prefs(context)
+            _lines(layout, f"Nothing answers at {p.backend_url.strip().rstrip('/')}", width, "CANCEL")
+        else:
+            _draw_connection(layout, context)
         if setup_ui.needs_setup(context) and not st.running:
             setup_ui.draw_setup_box(layout, context, width, wrap)
-            _draw_status(layout, context)
+            _draw_status(layout, context, server=False)
             return
         if st.running and st.status.startswith("Setting up"):
-            _draw_status(layout, context)
+            _draw_status(layout, context, server=False)
             return
         s = context.scene.motionclip
         draw_prompt(layout, s, width)
@@ -116,7 +120,7 @@ class MOTIONCLIP_PT_main(bpy.types.Panel):
             row.scale_y = 1.4
             row.operator(MOTIONCLIP_OT_generate.bl_idname,
                          text="Generate Blend" if s.prompt_b.strip() else "Generate", icon="ARMATURE_DATA")
-        _draw_status(layout, context)
+        _draw_status(layout, context, server=False)
 
 
 class MOTIONCLIP_PT_recognize(bpy.types.Panel):
@@ -127,6 +131,10 @@ class MOTIONCLIP_PT_recognize(bpy.types.Panel):
     bl_category = "MotionCLIP"
     bl_parent_id = "MOTIONCLIP_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return not setup_ui.needs_setup(context)
 
     def draw(self, context):
         layout = self.layout
@@ -156,6 +164,10 @@ class MOTIONCLIP_PT_model(bpy.types.Panel):
     bl_category = "MotionCLIP"
     bl_parent_id = "MOTIONCLIP_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return not setup_ui.needs_setup(context)
 
     def draw(self, context):
         width = text_columns(context)

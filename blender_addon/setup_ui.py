@@ -208,7 +208,7 @@ def draw_progress(layout, st, width: int, wrap) -> None:
         else:
             row = col.row()
             row.enabled = False
-            row.prop(st, "fraction", text="Progress", slider=True)
+            row.prop(st, "percent", slider=True)
         for line in wrap(st.detail, width):
             col.label(text=line)
     row = layout.row(align=True)
@@ -218,30 +218,29 @@ def draw_progress(layout, st, width: int, wrap) -> None:
         row.operator(MOTIONCLIP_OT_open_log.bl_idname, text="Log", icon="TEXT").which = "SETUP"
 
 
-SETUP_TEXT = ("The model runs in a backend on this computer. Set Up Backend makes a Python environment for it "
-              "with Blender's own Python and installs PyTorch and the backend into it: a one-time download "
-              "of about {size} (PyTorch {variant}), then it starts the backend and connects.")
+SETUP_TEXT = ("The model runs in a backend on this computer. This installs it once into a Python environment "
+              "made with Blender's own Python (PyTorch {variant}: {size} to download), then starts it and connects.")
+DOWNLOAD = {"CPU": "about 0.4 GB", "CUDA": "about 3 GB", "DEFAULT": "0.4 to 3 GB"}
 
 
 def draw_setup_box(layout, context, width: int, wrap) -> None:
     p = prefs(context)
     box = layout.box()
-    box.label(text="Set up the backend", icon="INFO")
-    col = box.column(align=True)
-    size = "2.5 GB" if p.torch_variant == "CUDA" else "0.5 GB"
-    for line in wrap(SETUP_TEXT.format(size=size, variant="for NVIDIA GPUs" if p.torch_variant == "CUDA" else "CPU"),
-                     width):
-        col.label(text=line)
-    box.row().prop(p, "torch_variant", expand=True)
+    box.label(text="No backend yet", icon="INFO")
     row = box.row()
     row.scale_y = 1.5
     row.operator(MOTIONCLIP_OT_setup_backend.bl_idname, icon="IMPORT")
+    box.row().prop(p, "torch_variant", expand=True)
+    col = box.column(align=True)
+    variant = {"CPU": "CPU", "CUDA": "for NVIDIA GPUs", "DEFAULT": "from the package index"}[p.torch_variant]
+    for line in wrap(SETUP_TEXT.format(size=DOWNLOAD[p.torch_variant], variant=variant), width):
+        col.label(text=line)
     for i, line in enumerate(wrap(f"Into {env_dir()}", width)):
-        box.label(text=line, icon="FILE_FOLDER" if i == 0 else "BLANK1")
+        col.label(text=line, icon="FILE_FOLDER" if i == 0 else "BLANK1")
     if log_path().is_file():
         box.operator(MOTIONCLIP_OT_open_log.bl_idname, text="Open Setup Log", icon="TEXT").which = "SETUP"
-    for line in wrap("A server running already, or your own Python? Preferences > Add-ons > motionclip > Backend",
-                     width):
+    for line in wrap("A server running already, or your own Python? Preferences > Add-ons > motionclip > "
+                     "Backend.", width):
         box.label(text=line)
 
 

@@ -211,6 +211,8 @@ class MOTIONCLIP_PG_job(bpy.types.PropertyGroup):
     status: StringProperty(default="")
     detail: StringProperty(default="", description="What the running job is doing now")
     fraction: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", description="How far it is")
+    percent: FloatProperty(name="Done", default=0.0, min=0.0, max=100.0, subtype="PERCENTAGE", precision=0,
+                           description="How far it is (the progress bar of Blender before 4.0)")
     error: StringProperty(default="")
     server: StringProperty(default="", description="What the backend said about itself")
     labels: CollectionProperty(type=MOTIONCLIP_PG_label)
@@ -592,9 +594,10 @@ def _lines(layout, text: str, width: int, icon: str) -> None:
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
-def _draw_status(layout, context):
+def _draw_status(layout, context, server: bool = True):
     """The job's progress or outcome. An error is shown whole, wrapped to the region's width, and
-    without the backend's "Connected" line under it (it may be the reason it failed)."""
+    without the backend's "Connected" line under it (it may be the reason it failed); ``server``:
+    with that line when there is no error (the sidebar has the live connection line instead)."""
     st = jobs.state(context)
     width = text_columns(context)
     col = layout.column(align=True)
@@ -606,7 +609,7 @@ def _draw_status(layout, context):
         box = col.box()
         box.alert = True
         _lines(box.column(align=True), st.error, width, "ERROR")
-    elif st.server:
+    elif st.server and server:
         _lines(col, st.server, width, "LINKED")
 
 
@@ -619,8 +622,8 @@ def _draw_connection(layout, context) -> None:
         text, icon = f"Checking {url}...", "SORTTIME"
     elif st.ok:
         text, icon = st.text, "CHECKMARK"
-    else:
-        text, icon = f"Not connected: {st.text}", "CANCEL"
+    else:  # the reason's first sentence (what to do is in the status line when a button fails)
+        text, icon = f"Not connected: {st.text.split('. ')[0]}", "CANCEL"
     _lines(layout, text, text_columns(context), icon)
 
 

@@ -701,9 +701,9 @@ def check_setup_session(d: dict) -> None:
     # No backend yet: the panel offers the set-up instead of Generate; the defaults are the managed CPU set-up.
     assert d["defaults"] == {"mode": "MANAGED", "torch_variant": "CPU", "python_path": ""}
     nob = d["panel_no_backend"]
-    assert "Set up the backend" in texts(nob) and ["operator:motionclip.setup_backend", "", False] in nob
+    assert "No backend yet" in texts(nob) and ["operator:motionclip.setup_backend", "", False] in nob
     assert not any(e[0] == "operator:motionclip.generate" for e in nob)
-    assert "Not connected" in texts(nob) or "Checking" in texts(nob)
+    assert nob[0][0].startswith("Nothing answers at http://127.0.0.1:") and nob[0][1] == "CANCEL"
     # The environment lives in the add-on's own user folder.
     assert d["env"].endswith("motionclip_blender/backend-env") and "/extensions/" in d["env"]
 
@@ -714,7 +714,7 @@ def check_setup_session(d: dict) -> None:
     assert "check the network connection" in b["error"] and d["log"] in b["error"]
     assert d["broken_history"] == ["Create environment", "Upgrade pip", "Install PyTorch"]
     assert d["broken_open_log"]["raised"] is None and "No matching distribution found for torch" in d["broken_log_text"]
-    assert "Set up the backend" in texts(d["panel_after_failure"])          # still offered, the error under it
+    assert "No backend yet" in texts(d["panel_after_failure"])          # still offered, the error under it
     assert any(e[2] and "Install PyTorch failed" in e[0] for e in d["panel_after_failure"])
     assert d["remove_after_failure"]["result"] == ["FINISHED"] and not d["env_exists_after_remove"]
     assert d["remove_after_failure"]["status"].startswith("Removed ")
@@ -736,7 +736,7 @@ def check_setup_session(d: dict) -> None:
     cli, prefix = d["installed_at"]
     assert cli.startswith(d["env"]) and "site-packages/motionclip/core/cli.py" in cli and prefix == d["env"]
     ready = d["panel_ready"]
-    assert any(e[0] == "operator:motionclip.generate" for e in ready) and "Set up the backend" not in texts(ready)
+    assert any(e[0] == "operator:motionclip.generate" for e in ready) and "No backend yet" not in texts(ready)
     assert any(e[1] == "CHECKMARK" and e[0].startswith("Connected: ") for e in ready)
 
     # The first Generate: a new armature beside the factory cube (at the cursor, moved out of it).
@@ -779,12 +779,14 @@ def check_panel_session(d: dict, url: str) -> None:
     # One address: Backend URL; no Port.
     assert {"backend_url", "backend_mode", "torch_variant"} <= set(d["pref_names"])
     # The live connection line: a real /health check each way.
-    dead = [e for e in d["dead"] if e[1] == "CANCEL"]
-    assert dead and dead[0][0].startswith("Not connected: cannot reach the backend"), d["dead"]
-    assert "Set up the backend" in texts(d["dead"])                       # nothing to talk to: set it up
+    dead = d["dead"]                                                    # Backend: Running Server
+    assert dead[0][1] == "CANCEL" and "No backend yet" not in texts(dead), dead
+    assert texts(dead[:3]).startswith("Not connected: cannot reach the backend at http") and \
+        "nothing is listening there" in texts(dead) and "Start it" not in texts(dead)   # the first sentence
+    assert "No backend yet" in texts(d["dead_managed"]) and d["dead_managed"][0][0].startswith("Nothing answers at")
     live = d["live"]
     assert live[0][1] == "CHECKMARK" and f"{live[0][0]} {live[1][0]}" == f"Connected: {url} (model run, cpu)", live
-    assert "Set up the backend" not in texts(live) and ops(live, "generate")
+    assert "No backend yet" not in texts(live) and ops(live, "generate")
     assert ["menu:MOTIONCLIP_MT_prompts", "COLLAPSEMENU", False] in live
     # New armatures: at the 3D cursor, moved beside the factory cube and then beside the first one.
     assert d["cube"] and d["cursor"] == [0.0, 0.0, 0.0]
@@ -1035,9 +1037,9 @@ class HangingBackend:
 def click_sidebar_tab(display: str, env: dict, ready: dict, shot: Path) -> None:
     """Close the first-run splash, then click the sidebar's last tab (the add-on's) as a user would."""
     xdo = ["xdotool"]
-    subprocess.run(xdo + ["mousemove", "640", "790", "sleep", "0.3", "click", "1", "sleep", "0.5"],
+    win_w, win_h = ready["window"]
+    subprocess.run(xdo + ["mousemove", str(win_w // 2), str(win_h - 10), "sleep", "0.3", "click", "1", "sleep", "0.5"],
                    env=env, check=True, timeout=30)
-    win_h = ready["window"][1]
     x0, y0, w, h = ready["sidebar"]
     before = screenshot(display, shot)
     top, bottom = win_h - (y0 + h), win_h - y0        # Blender's y runs upwards
@@ -1046,7 +1048,7 @@ def click_sidebar_tab(display: str, env: dict, ready: dict, shot: Path) -> None:
     end = next((i for i in range(len(col) - 50) if (col[i:i + 50] == strip).all()), 0)
     assert end > 20, "no sidebar tabs found"
     subprocess.run(xdo + ["mousemove", str(x0 + w - 12), str(top + end - 12), "click", "1", "sleep", "0.3",
-                          "mousemove", "640", "600"], env=env, check=True, timeout=30)
+                          "mousemove", str(win_w // 2), str(win_h - 200)], env=env, check=True, timeout=30)
 
 
 def save_crop(full: Path, out: Path, ready: dict) -> None:
@@ -1082,7 +1084,7 @@ def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) 
                                             "extra_site_packages": str(extra)}}))
     n = free_display()
     display = f":{n}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "state"
     state.mkdir()

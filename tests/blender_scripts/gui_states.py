@@ -179,20 +179,11 @@ def wait_generated() -> float:
     if st["running"] or c.ok is not True:
         return 0.2
     arm = bpy.context.active_object
-    if arm is not None and arm.type == "ARMATURE":
-        scene = bpy.context.scene
-        scene.frame_set(int(sum(arm.animation_data.action.frame_range) / 2))
-        win, area, view, ui = view3d()
-        with bpy.context.temp_override(window=win, area=area, region=view):
-            for ob in bpy.context.view_layer.objects:
-                ob.select_set(ob.type != "LIGHT" and ob.type != "CAMERA")
-            bpy.ops.view3d.view_selected()
-            for ob in bpy.context.view_layer.objects:
-                ob.select_set(ob == arm)
-        bpy.context.view_layer.objects.active = arm
+    if arm is not None and arm.type == "ARMATURE":  # the default view shows it beside the cube
+        bpy.context.scene.frame_set(int(sum(arm.animation_data.action.frame_range) / 2))
         st["armature"] = {"name": arm.name, "location": list(arm.location)}
     redraw()
-    if time.monotonic() - mark[0] < 1.5:
+    if time.monotonic() - mark[0] < 2.0:
         return 0.2
     write("ready.json", st)
     return goto("shot_ready")
@@ -212,7 +203,7 @@ def wait_hang_connected() -> float:
 
 
 def wait_generating() -> float:
-    if time.monotonic() - mark[0] < 2.0:
+    if time.monotonic() - mark[0] < 2.5:
         redraw()
         return 0.2
     write("generating.json", job())
@@ -239,7 +230,7 @@ def wait_dead() -> float:
 
 def wait_error() -> float:
     st = job()
-    if st["running"] or time.monotonic() - mark[0] < 1.0:
+    if st["running"] or time.monotonic() - mark[0] < 2.0:
         redraw()
         return 0.2
     st["info"] = {k: v for k, v in info.items() if k not in ("window", "sidebar")}

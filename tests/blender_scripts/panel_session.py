@@ -60,9 +60,11 @@ def main(argv: list[str]) -> int:
         main_panel = panels.MOTIONCLIP_PT_main
 
         # The live connection line, for nothing listening and for the server.
-        p.backend_url = dead_url
+        p.backend_url, p.backend_mode = dead_url, "URL"
         connection.check(ui.make_client(bpy.context), wait=True)
         out["dead"] = recorder.draw(main_panel, bpy.context)
+        p.backend_mode = "MANAGED"  # and nothing set up: the set-up box
+        out["dead_managed"] = recorder.draw(main_panel, bpy.context)
         p.backend_url = url
         connection.check(ui.make_client(bpy.context), wait=True)
         out["live"] = recorder.draw(main_panel, bpy.context)
