@@ -703,7 +703,7 @@ def check_setup_session(d: dict) -> None:
     nob = d["panel_no_backend"]
     assert "No backend yet" in texts(nob) and ["operator:motionclip.setup_backend", "", False] in nob
     assert not any(e[0] == "operator:motionclip.generate" for e in nob)
-    assert nob[0][0].startswith("Nothing answers at http://127.0.0.1:") and nob[0][1] == "CANCEL"
+    assert f"{nob[0][0]} {nob[1][0]}".startswith("Nothing answers at http://127.0.0.1:") and nob[0][1] == "CANCEL"
     # The environment lives in the add-on's own user folder.
     assert d["env"].endswith("motionclip_blender/backend-env") and "/extensions/" in d["env"]
 
@@ -1118,7 +1118,10 @@ def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) 
             d = wait_for(state / (f"{name}.json" if name != "no_backend" else "no_backend_shown.json"), blender, log,
                          900)
             assert not failed.exists(), failed.read_text()
-            time.sleep(0.6)
+            x0, y0, w, h = first["sidebar"]   # the pointer over the panel's header and back: Blender lays it out again
+            subprocess.run(["xdotool", "mousemove", str(x0 + 60), str(first["window"][1] - (y0 + h) + 12), "sleep", "0.4",
+                            "mousemove", str(first["window"][0] // 3), str(first["window"][1] - 200), "sleep", "0.6"],
+                           env=env, check=True, timeout=30)
             full = tmp_path / f"{name}.png"
             shots[name] = screenshot(display, full)
             seen[name] = d

@@ -108,6 +108,7 @@ def main(argv: list[str]) -> int:
         out["prefs"] = recorder.draw(type(p), bpy.context, p)
 
         # Preferences saved by the version with a Port field.
+        p.property_unset("backend_mode")  # never chosen, as in preferences saved before it existed
         p.python_path, p.port = "/usr/bin/python3", 9123
         out["migrate_python"] = [ui.migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
         p.python_path, p.backend_url, p.backend_mode, p.port = "", url, "MANAGED", 9124
