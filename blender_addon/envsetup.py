@@ -253,7 +253,8 @@ class Setup:
     def _link_site_packages(self) -> None:
         """The advanced "extra site-packages": a .pth file in the environment that lists them."""
         dirs = self._extra_dirs()
-        out = subprocess.run([str(env_python(self.env)), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        ask = "import sysconfig; print(sysconfig.get_path('purelib'))"
+        out = subprocess.run([str(env_python(self.env)), "-c", ask],
                              capture_output=True, text=True, env=_clean_env(), **_no_window())
         pth = Path(out.stdout.strip()) / PTH_NAME
         if dirs:

@@ -802,7 +802,8 @@ def check_panel_session(d: dict, url: str) -> None:
     assert d["use_prompt"]["result"] == ["FINISHED"] and d["prompt_after_use"] == "a person waves with the right hand"
     assert "no prompt given" in d["use_prompt_empty"]["raised"]
     # A long prompt is shown whole under the field.
-    long_lines = [e[0] for e in d["long_prompt"] if e[1] == "NONE" and e[0] and not e[0].startswith(("prop:", "operator:", "menu:"))]
+    long_lines = [e[0] for e in d["long_prompt"]
+                  if e[1] == "NONE" and e[0] and not e[0].startswith(("prop:", "operator:", "menu:"))]
     assert " ".join(long_lines).find(d["long_prompt_text"]) >= 0, long_lines
     # While a job runs: its status and exactly one Cancel, no Generate; in the preferences too.
     run = d["running"]
@@ -825,9 +826,10 @@ def check_panel_session(d: dict, url: str) -> None:
     for key in ("setup_remote", "start_remote"):
         assert "is not on this machine" in d[key]["raised"] and "http://127.0.0.1:8765" in d[key]["raised"], d[key]
     assert "Extra Site-Packages: no such folder" in d["setup_missing_extra"]["raised"] and not d["env_made"]
-    assert "there is no log at" in d["log_before_setup"]["raised"] and "Set Up Backend" in d["log_before_setup"]["raised"]
-    assert "could not delete" in d["remove_blocked"]["raised"] and "delete the folder yourself" in d["remove_blocked"]["raised"]
-    assert d["remove_nothing"]["result"] == ["FINISHED"] and d["remove_nothing"]["status"].startswith("Nothing to remove")
+    no_log, blocked, nothing = d["log_before_setup"], d["remove_blocked"], d["remove_nothing"]
+    assert "there is no log at" in no_log["raised"] and "Set Up Backend" in no_log["raised"]
+    assert "could not delete" in blocked["raised"] and "delete the folder yourself" in blocked["raised"]
+    assert nothing["result"] == ["FINISHED"] and nothing["status"].startswith("Nothing to remove")
 
 
 def test_bpy_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tmp_path) -> None:
@@ -838,7 +840,8 @@ def test_bpy_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tm
                           env=blender_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     check_panel_session(json.loads(out.read_text()), server)
-    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in output, output[-6000:]
 
 
 NO_MODEL = r'''
@@ -1158,3 +1161,23 @@ def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) 
     side = (slice(top, bottom), slice(x0, x0 + w - 25))
     for a, b in zip(STATES, STATES[1:]):
         assert np.abs(shots[a][side] - shots[b][side]).sum(-1).astype(bool).mean() > 0.01, (a, b)
+
+
+@pytest.mark.slow
+def test_debian_blender_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tmp_path) -> None:
+    """The same panel checks in Debian's `blender -b` 3.4 (a legacy add-on; its user folder is datafiles/)."""
+    if DEBIAN_BLENDER is None:
+        pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
+    out = tmp_path / "panel.json"
+    env = {k: v for k, v in blender_env(tmp_path).items() if k != "BLENDER_USER_RESOURCES"}
+    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"),
+               BLENDER_USER_DATAFILES=str(tmp_path / "datafiles"))
+    proc = subprocess.run([DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
+                           str(PANEL_SESSION), "--", str(addon_zip), server, dead_url(), str(out)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["blender"].startswith("3.")
+    check_panel_session(d, server)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in output, output[-6000:]
