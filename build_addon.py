@@ -55,6 +55,7 @@ CONTENTS: tuple[tuple[str, str], ...] = (
     ("blender_addon/envsetup.py", "envsetup.py"),
     ("blender_addon/setup_ui.py", "setup_ui.py"),
     ("blender_addon/panels.py", "panels.py"),
+    ("blender_addon/preferences.py", "preferences.py"),
     ("core/protocol.py", "protocol.py"),
     ("core/assets/model/MODEL_CARD.md", "MODEL_CARD.md"),
 )

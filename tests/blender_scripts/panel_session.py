@@ -53,7 +53,8 @@ def main(argv: list[str]) -> int:
     out: dict = {"blender": bpy.app.version_string}
     try:
         module = install(zip_path)
-        m = {name: sys.modules[f"{module}.{name}"] for name in ("ui", "panels", "connection", "jobs", "setup_ui")}
+        m = {name: sys.modules[f"{module}.{name}"] for name in ("ui", "panels", "connection", "jobs", "setup_ui",
+                                                                "preferences")}
         ui, panels, connection, jobs = m["ui"], m["panels"], m["connection"], m["jobs"]
         p = bpy.context.preferences.addons[module].preferences
         out["pref_names"] = sorted(k for k in type(p).__annotations__)
@@ -110,10 +111,10 @@ def main(argv: list[str]) -> int:
         # Preferences saved by the version with a Port field.
         p.property_unset("backend_mode")  # never chosen, as in preferences saved before it existed
         p.python_path, p.port = "/usr/bin/python3", 9123
-        out["migrate_python"] = [ui.migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
+        out["migrate_python"] = [m["preferences"].migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
         p.python_path, p.backend_url, p.backend_mode, p.port = "", url, "MANAGED", 9124
-        out["migrate_url"] = [ui.migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
-        out["migrate_none"] = ui.migrate_prefs(p)
+        out["migrate_url"] = [m["preferences"].migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
+        out["migrate_none"] = m["preferences"].migrate_prefs(p)
 
         # The set-up's refusals that come before any environment is made.
         out["start_before_setup"] = press("start_backend")
