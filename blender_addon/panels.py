@@ -8,7 +8,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
-from . import jobs, rig, setup_ui
+from . import backend, connection, jobs, rig, setup_ui
 from .ui import (MOTIONCLIP_OT_edit, MOTIONCLIP_OT_generate, MOTIONCLIP_OT_recognize, _draw_connection, _draw_status,
                  _lines, recent_prompts, scene_fps, text_columns, wrap)
 
@@ -95,6 +95,12 @@ class MOTIONCLIP_PT_main(bpy.types.Panel):
         if st.running and st.status.startswith("Setting up"):
             _draw_status(layout, context, server=False)
             return
+        p = setup_ui.prefs(context)
+        if (p.backend_mode != "URL" and not st.running and not backend.running()
+                and not connection.connected(p.backend_url)):  # set up, but not started (e.g. after a restart)
+            row = layout.row()
+            row.scale_y = 1.2
+            row.operator("motionclip.start_backend", icon="PLAY")
         s = context.scene.motionclip
         draw_prompt(layout, s, width)
         col = layout.column(align=True)

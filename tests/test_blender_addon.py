@@ -746,6 +746,10 @@ def check_setup_session(d: dict) -> None:
     assert d["armature"]["location"] == [1.5, 0.0, 0.0]
     assert d["open_log"]["raised"] is None and "Successfully installed" in d["log_text_tail"]
     assert "backend installed" in d["log_text_tail"] and not d["running_after_disable"]
+    stopped = d["panel_stopped"]
+    assert any(e[0] == "operator:motionclip.start_backend" for e in stopped) and "No backend yet" not in texts(stopped)
+    assert d["restart"]["raised"] is None and d["restart"]["status"].startswith("Backend running at http://127.0.0.1:")
+    assert d["restart_running"] and d["restart_args"][0] == env_python
     print(f"\nset-up: {d['times']['setup_s']:.1f} s to a connected backend, {d['times']['to_first_motion_s']:.1f} s "
           f"to the first motion; environment {d['env_mb']:.0f} MB; {d['log_lines']} log lines; steps "
           + ", ".join(f"{h['step']} at {h['t'] - d['history'][0]['t']:.1f} s" for h in d["history"]))

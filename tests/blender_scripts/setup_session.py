@@ -112,6 +112,15 @@ def main(argv: list[str]) -> int:
         text = bpy.data.texts.get("motionclip setup.log")
         out["log_text_tail"] = text.as_string()[-4000:] if text else None
         out["log_lines"] = len(text.as_string().splitlines()) if text else 0
+
+        # As after a restart of Blender: set up, not running; the panel offers Start Backend, which
+        # starts it from the environment again.
+        backend.stop()
+        connection.check(sys.modules[module + ".ui"].make_client(bpy.context), wait=True)
+        out["panel_stopped"] = panel(module)
+        out["restart"] = press("start_backend")
+        out["restart_args"] = list(backend._process.args) if backend._process else None
+        out["restart_running"] = backend.running()
         bpy.ops.preferences.addon_disable(module=module)
         out["running_after_disable"] = backend.running()
     except Exception:
