@@ -18,10 +18,12 @@ bl_info = {
 if "ui" in locals():  # script reload (F8 / Reload Scripts)
     import importlib
 
-    for _m in (protocol_loader, client, rig, body, jobs, backend, ui):  # noqa: F821
+    for _m in (protocol_loader, client, rig, body, jobs, envsetup, backend, connection, setup_ui, ui,  # noqa: F821
+               panels, preferences):  # noqa: F821
         importlib.reload(_m)
 else:
-    from . import backend, body, client, jobs, protocol_loader, rig, ui  # noqa: F401
+    from . import backend, body, client, connection, envsetup, jobs, protocol_loader, rig, setup_ui, ui  # noqa: F401
+    from . import panels, preferences  # noqa: F401  (after ui: they draw with ui's helpers)
 
 
 def register():

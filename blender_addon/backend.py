@@ -1,8 +1,9 @@
-"""Starting and stopping a local backend (``motionclip serve``) from a Python the user points to,
-and installing the backend bundled in the add-on into that Python. No bpy here.
+"""Starting and stopping a local backend (``motionclip serve``) from a Python: the environment
+"Set Up Backend" made (envsetup.py), or one the user points to, into which "Install Backend"
+can also pip-install the backend bundled in the add-on. No bpy here.
 
-The add-on's zip carries the backend's source in ``backend/`` (see build_addon.py); ``pip
-install backend[serve]`` installs it with what serving needs (torch among it, which is why it
+The add-on's zip carries the backend as a wheel in ``backend/`` (see build_addon.py); ``pip
+install <wheel>[serve]`` installs it with what serving needs (torch among it, which is why it
 goes into a separate Python rather than Blender's own).
 """
 
@@ -13,11 +14,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
 from pathlib import Path
+
+from . import envsetup
 
 ADDON_DIR = Path(__file__).resolve().parent
 BUNDLED_BACKEND = ADDON_DIR / "backend"
-LOG_FILE = Path(tempfile.gettempdir()) / "motionclip-backend.log"
+LOG_FILE = Path(tempfile.gettempdir()) / "motionclip-backend.log"  # the add-on moves it to its user folder
 
 _process: subprocess.Popen | None = None
 
@@ -39,13 +44,54 @@ def resolve_python(python: str) -> str:
     return python
 
 
-def source_dir() -> Path:
-    """The backend's source: the bundled copy, or the checkout the add-on lives in."""
-    for d in (BUNDLED_BACKEND, ADDON_DIR.parent):
-        if (d / "pyproject.toml").exists() and (d / "core" / "protocol.py").exists():
-            return d
-    raise BackendProcessError(f"no bundled backend in {BUNDLED_BACKEND}; install the add-on from the zip "
-                              "build_addon.py makes, or install motionclip yourself")
+def source_spec() -> str:
+    """What pip installs: the bundled wheel, or the checkout the add-on lives in."""
+    try:
+        return envsetup.bundle()["spec"]
+    except envsetup.SetupError as exc:
+        raise BackendProcessError(str(exc)) from None
+
+
+def check_model(checkpoint: str) -> None:
+    """A backend built without the model (build_addon.py --without-model) needs a checkpoint."""
+    try:
+        has_model = bool(envsetup.bundle().get("model"))
+    except envsetup.SetupError:
+        has_model = True  # a backend installed by the user: it knows what it has
+    if not has_model and not checkpoint.strip():
+        raise BackendProcessError("this add-on was built without the built-in model, so the backend needs a "
+                                  "trained model: set Checkpoint in Preferences > Add-ons > motionclip to a run "
+                                  "folder (made by `motionclip train autoencoder`), then start the backend again")
+
+
+def local_address(url: str) -> tuple[str, int]:
+    """(host, port) of a backend URL on this machine, where a local backend can be started."""
+    parts = urllib.parse.urlsplit((url or "").strip())
+    host = parts.hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise BackendProcessError(f"Backend URL {url!r} is not on this machine, so no backend can be started "
+                                  "for it here; set Backend URL to e.g. http://127.0.0.1:8765 in Preferences > "
+                                  "Add-ons > motionclip, or start the server on that machine")
+    try:
+        port = parts.port or 8765
+    except ValueError:
+        raise BackendProcessError(f"Backend URL {url!r} has no valid port; use e.g. http://127.0.0.1:8765") from None
+    return host, port
+
+
+def wait_ready(client, seconds: float = 300.0):
+    """Poll the started backend's /health until it answers (its Health), or say why it stopped."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not running():
+            from .client import BackendError
+            raise BackendError(exit_message())
+        try:
+            return client.health(timeout=2.0)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def has_backend(python: str) -> bool:
@@ -56,10 +102,11 @@ def has_backend(python: str) -> bool:
 
 def install(python: str) -> str:
     """pip-install the bundled backend with its serving extras into ``python``; returns pip's tail."""
-    cmd = [resolve_python(python), "-m", "pip", "install", f"{source_dir()}[serve]"]
+    cmd = [resolve_python(python), "-m", "pip", "install", f"{source_spec()}[serve]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
-        raise BackendProcessError(f"pip failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        said = [l for l in proc.stderr.splitlines() if l.startswith("ERROR")] or proc.stderr.strip().splitlines()[-3:]
+        raise BackendProcessError(f"pip failed (exit {proc.returncode}): {' | '.join(said)}")
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "installed"
 
 
@@ -81,7 +128,7 @@ def start(python: str, host: str, port: int, checkpoint: str = "", token: str = 
         cmd += ["--token", token.strip()]
     for var in ("PYTHONPATH", "PYTHONHOME"):  # Blender's own Python must not leak into the backend's
         env.pop(var, None)
-    log = open(LOG_FILE, "ab")
+    log = open(LOG_FILE, "wb")  # this start's output only: exit_message() quotes its end
     kwargs = {"start_new_session": True} if sys.platform != "win32" else {}
     _process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, **kwargs)
     log.close()
@@ -96,8 +143,8 @@ def exit_message() -> str:
     except OSError:
         tail = []
     return (f"the backend exited with code {code}: " + " | ".join(tail) + f" (log: {LOG_FILE}). If it says "
-            "No module named motionclip, press Install Backend; otherwise fix Checkpoint or Port in "
-            "Preferences > Add-ons > motionclip")
+            "No module named motionclip, press Set Up Backend (or Install Backend for your own Python); "
+            "otherwise fix Checkpoint or Backend URL in Preferences > Add-ons > motionclip")
 
 
 def stop(timeout: float = 5.0) -> bool:

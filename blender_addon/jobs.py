@@ -20,8 +20,10 @@ POLL_SECONDS = 0.1
 
 
 class Job:
-    def __init__(self, label: str, work: Callable[[], Any], apply: Callable[[Any], str | None]):
+    def __init__(self, label: str, work: Callable[[], Any], apply: Callable[[Any], str | None],
+                 progress: Any = None, on_cancel: Callable[[], None] | None = None):
         self.label, self.work, self.apply = label, work, apply
+        self.progress, self.on_cancel = progress, on_cancel  # progress: .line() and .fraction()
         self.started = time.monotonic()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -62,6 +64,7 @@ def _finish(job: Job) -> bool:
     """Apply a finished job on the main thread; True when it succeeded."""
     st = state()
     st.running = False
+    st.detail = ""
     elapsed = time.monotonic() - job.started
     if job.error is not None:
         show_error(st, message(job.error), f"{job.label}: failed after {elapsed:.1f} s")
@@ -82,7 +85,7 @@ def _finish(job: Job) -> bool:
 
 # Errors whose message is written for a person (what went wrong and what to do): shown as is.
 # Anything else is unexpected and keeps its type name.
-READABLE = ("BackendError", "BackendProcessError", "RigError", "ProtocolError", "ValueError")
+READABLE = ("BackendError", "BackendProcessError", "SetupError", "RigError", "ProtocolError", "ValueError")
 
 
 def message(exc: BaseException | str) -> str:
@@ -109,7 +112,7 @@ def _tick() -> float | None:
         _current = None
         return None
     if not job.done.is_set():
-        state().status = f"{job.label}... {time.monotonic() - job.started:.1f} s"
+        show_progress(state(), job)
         redraw()
         return POLL_SECONDS
     _current = None
@@ -117,8 +120,24 @@ def _tick() -> float | None:
     return None
 
 
-def start(label: str, work: Callable[[], Any], apply: Callable[[Any], str | None]) -> bool | None:
-    """Run ``work`` (no bpy inside!) and then ``apply(result)`` on the main thread.
+def show_progress(st, job: Job) -> None:
+    elapsed = f"{time.monotonic() - job.started:.0f} s" if job.progress is not None else \
+        f"{time.monotonic() - job.started:.1f} s"
+    st.status = f"{job.label}... {elapsed}"
+    st.detail = job.progress.line() if job.progress is not None else ""
+    st.fraction = job.progress.fraction() if job.progress is not None else 0.0
+    st.percent = 100.0 * st.fraction
+
+
+def current() -> Job | None:
+    return _current if busy() else None
+
+
+def start(label: str, work: Callable[[], Any], apply: Callable[[Any], str | None], progress: Any = None,
+          on_cancel: Callable[[], None] | None = None) -> bool | None:
+    """Run ``work`` (no bpy inside!) and then ``apply(result)`` on the main thread; ``progress``
+    (an object with ``line()`` and ``fraction()``, written by the worker) is shown while it runs,
+    ``on_cancel`` stops the work when Cancel is pressed.
 
     In background mode both run now and the return value says whether it succeeded; otherwise
     the worker starts and None is returned (the panel shows progress and the outcome)."""
@@ -127,8 +146,8 @@ def start(label: str, work: Callable[[], Any], apply: Callable[[Any], str | None
         raise RuntimeError(f"{_current.label} is still running; wait or press Cancel")
     st = state()
     st.error = ""
-    st.status = f"{label}..."
-    job = Job(label, work, apply)
+    st.status, st.detail, st.fraction = f"{label}...", "", 0.0
+    job = Job(label, work, apply, progress, on_cancel)
     if bpy.app.background:
         job.run()
         return _finish(job)
@@ -148,9 +167,11 @@ def cancel() -> bool:
         return False
     job.cancelled = True
     _current = None
+    if job.on_cancel is not None:
+        job.on_cancel()
     st = state()
     st.running = False
-    st.status = f"{job.label}: cancelled"
+    st.status, st.detail = f"{job.label}: cancelled", ""
     redraw()
     return True
 
@@ -160,6 +181,8 @@ def shutdown() -> None:
     global _current
     if _current is not None:
         _current.cancelled = True
+        if _current.on_cancel is not None:
+            _current.on_cancel()
     _current = None
     if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
 
-from . import backend, body, jobs, rig
+from . import backend, body, connection, jobs, rig, setup_ui
 from .client import DEFAULT_URL, BackendError, Client, is_local
 from .protocol_loader import protocol
 
@@ -16,42 +17,6 @@ ADDON_ID = __package__  # "motionclip_blender" as a legacy add-on, "bl_ext.<repo
 
 
 # ---------------------------------------------------------------- preferences
-
-class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
-    bl_idname = ADDON_ID
-
-    backend_url: StringProperty(name="Backend URL", default=DEFAULT_URL,
-                                description="Address of the motionclip server (motionclip serve)")
-    token: StringProperty(name="Token", default="", subtype="PASSWORD",
-                          description="Token the server was started with (--token); empty for none")
-    timeout: FloatProperty(name="Timeout (s)", default=120.0, min=1.0, max=3600.0,
-                           description="How long to wait for one answer")
-    python_path: StringProperty(name="Backend Python", default="", subtype="FILE_PATH",
-                                description="A Python interpreter with the backend installed (or to install it into)")
-    checkpoint: StringProperty(name="Checkpoint", default="", subtype="DIR_PATH",
-                               description="Run directory to serve; empty for the built-in model")
-    port: IntProperty(name="Port", default=8765, min=1024, max=65535)
-
-    def draw(self, context):
-        layout = self.layout
-        col = layout.column()
-        col.prop(self, "backend_url")
-        col.prop(self, "token")
-        col.prop(self, "timeout")
-        box = layout.box()
-        box.label(text="Local backend")
-        box.prop(self, "python_path")
-        box.prop(self, "checkpoint")
-        box.prop(self, "port")
-        row = box.row()
-        if backend.running():
-            row.operator(MOTIONCLIP_OT_stop_backend.bl_idname, icon="CANCEL")
-        else:
-            row.operator(MOTIONCLIP_OT_start_backend.bl_idname, icon="PLAY")
-        row.operator(MOTIONCLIP_OT_install_backend.bl_idname, icon="IMPORT")
-        row.operator(MOTIONCLIP_OT_check_connection.bl_idname, icon="URL")
-        _draw_status(box, context)
-
 
 def prefs(context=None):
     addon = (context or bpy.context).preferences.addons.get(ADDON_ID)
@@ -107,6 +72,10 @@ class MOTIONCLIP_PG_label(bpy.types.PropertyGroup):
 class MOTIONCLIP_PG_job(bpy.types.PropertyGroup):
     running: BoolProperty(default=False)
     status: StringProperty(default="")
+    detail: StringProperty(default="", description="What the running job is doing now")
+    fraction: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", description="How far it is")
+    percent: FloatProperty(name="Done", default=0.0, min=0.0, max=100.0, subtype="PERCENTAGE", precision=0,
+                           description="How far it is (the progress bar of Blender before 4.0)")
     error: StringProperty(default="")
     server: StringProperty(default="", description="What the backend said about itself")
     labels: CollectionProperty(type=MOTIONCLIP_PG_label)
@@ -159,6 +128,7 @@ def apply_generated(context, motion, name: str, *, target: str | None, start_fra
     made = arm is None
     if made:
         arm = rig.build_armature("SMPL", motion.rest_offsets)
+        arm.location = placement(context, arm)
         if with_body:
             body.add_body(arm)
     action = rig.apply_motion(arm, motion, rig.action_name_for(name), start_frame,
@@ -167,8 +137,34 @@ def apply_generated(context, motion, name: str, *, target: str | None, start_fra
     scene.frame_start, scene.frame_end = first, last
     scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
     push_undo(f"motionclip: {name}")
+    where = f", at ({arm.location.x:.2f}, {arm.location.y:.2f}, {arm.location.z:.2f})" if made else ""
     return (f"{arm.name}{' (new)' if made else ''}: \"{action.name}\", {motion.num_frames} frames at "
-            f"{motion.fps:g} fps, from frame {first}")
+            f"{motion.fps:g} fps, from frame {first}{where}")
+
+
+PLACE_GAP = 0.5  # metres between a new armature and the object it is moved beside
+
+
+def placement(context, arm):
+    """Where a new armature goes: at the 3D cursor, moved along +X beside any visible mesh whose
+    bounding box holds that spot (the factory scene's cube sits on the cursor)."""
+    from mathutils import Vector
+
+    spot = context.scene.cursor.location.copy()
+    boxes = []
+    for ob in context.view_layer.objects:
+        if ob.type != "MESH" or ob.parent == arm or not ob.visible_get():
+            continue
+        corners = [ob.matrix_world @ Vector(c) for c in ob.bound_box]
+        boxes.append((Vector([min(c[i] for c in corners) for i in range(3)]),
+                      Vector([max(c[i] for c in corners) for i in range(3)])))
+    for _ in range(len(boxes) + 1):
+        hit = next((hi for lo, hi in boxes if lo.x <= spot.x <= hi.x and lo.y <= spot.y <= hi.y
+                    and lo.z - 2.0 <= spot.z <= hi.z), None)
+        if hit is None:
+            break
+        spot.x = hit.x + PLACE_GAP
+    return spot
 
 
 # ---------------------------------------------------------------- operators
@@ -268,6 +264,7 @@ class MOTIONCLIP_OT_generate(_JobOperator, bpy.types.Operator):
         def apply(result):
             health, motion = result
             jobs.state(bpy.context).server = server_line(client, health)
+            remember_prompt(prompt)
             return apply_generated(bpy.context, motion, name, target=target, start_frame=start, with_body=with_body)
 
         return self.launch(context, "Generating", work, apply)
@@ -376,43 +373,34 @@ class MOTIONCLIP_OT_check_connection(_JobOperator, bpy.types.Operator):
 
         def apply(health):
             jobs.state(bpy.context).server = server_line(client, health)
+            connection.check(client, wait=bpy.app.background)
             return f"Connected to {client.url}"
 
         return self.launch(context, "Connecting", client.health, apply)
 
 
 class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
-    """Start `motionclip serve` from the backend Python set above (stopped when Blender quits)"""
+    """Start `motionclip serve` on Backend URL's port, from the environment Set Up Backend made or the
+    Python set in the preferences (stopped when Blender quits)"""
     bl_idname = "motionclip.start_backend"
     bl_label = "Start Backend"
 
     def execute(self, context):
         p = prefs(context)
         try:
-            backend.start(p.python_path, "127.0.0.1", p.port, p.checkpoint, p.token)
-            p.backend_url = f"http://127.0.0.1:{p.port}"
+            backend.check_model(p.checkpoint)
+            host, port = backend.local_address(p.backend_url)
+            backend.start(setup_ui.backend_python(p), host, port, p.checkpoint, p.token)
             client = make_client(context)
         except (backend.BackendProcessError, BackendError, OSError) as exc:
             return self.fail(context, exc)
 
-        def wait_ready():
-            import time
-            deadline = time.monotonic() + 300
-            while True:
-                if not backend.running():
-                    raise BackendError(backend.exit_message())
-                try:
-                    return client.health(timeout=2.0)
-                except BackendError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-
         def apply(health):
             jobs.state(bpy.context).server = server_line(client, health)
+            connection.check(client, wait=bpy.app.background)
             return f"Backend running at {client.url}"
 
-        return self.launch(context, "Starting backend", wait_ready, apply)
+        return self.launch(context, "Starting backend", lambda: backend.wait_ready(client), apply)
 
 
 class MOTIONCLIP_OT_stop_backend(bpy.types.Operator):
@@ -469,94 +457,61 @@ def _lines(layout, text: str, width: int, icon: str) -> None:
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
-def _draw_status(layout, context):
+def _draw_status(layout, context, server: bool = True):
     """The job's progress or outcome. An error is shown whole, wrapped to the region's width, and
-    without the backend's "Connected" line under it (it may be the reason it failed)."""
+    without the backend's "Connected" line under it (it may be the reason it failed); ``server``:
+    with that line when there is no error (the sidebar has the live connection line instead)."""
     st = jobs.state(context)
     width = text_columns(context)
     col = layout.column(align=True)
     if st.running:
-        row = col.row(align=True)
-        row.label(text=st.status, icon="SORTTIME")
-        row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
+        setup_ui.draw_progress(col, st, width, wrap)
     elif st.status:
         _lines(col, st.status, width, "INFO")
     if st.error:
         box = col.box()
         box.alert = True
         _lines(box.column(align=True), st.error, width, "ERROR")
-    elif st.server:
+    elif st.server and server:
         _lines(col, st.server, width, "LINKED")
 
 
-class MOTIONCLIP_PT_main(bpy.types.Panel):
-    bl_idname = "MOTIONCLIP_PT_main"
-    bl_label = "Text to Motion"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MotionCLIP"
-
-    def draw(self, context):
-        layout = self.layout
-        s = context.scene.motionclip
-        layout.prop(s, "prompt", text="")
-        col = layout.column(align=True)
-        col.prop(s, "length_mode")
-        if s.length_mode == "SECONDS":
-            col.prop(s, "seconds")
-        elif s.length_mode == "FRAMES":
-            col.prop(s, "frames")
-        col.label(text=f"{scene_fps(context.scene):g} fps (scene)", icon="TIME")
-        col = layout.column(align=True)
-        col.prop(s, "seed")
-        col.prop(s, "start_frame")
-        layout.prop(s, "target")
-        layout.prop(s, "body")
-        box = layout.box()
-        box.label(text="Blend with a second prompt:")
-        box.prop(s, "prompt_b", text="")
-        sub = box.row()
-        sub.active = bool(s.prompt_b.strip())
-        sub.prop(s, "blend", slider=True)
-        row = layout.row(align=True)
-        row.scale_y = 1.4
-        row.operator(MOTIONCLIP_OT_generate.bl_idname, text="Generate Blend" if s.prompt_b.strip() else "Generate",
-                     icon="ARMATURE_DATA")
-        if jobs.busy():
-            row.operator(MOTIONCLIP_OT_cancel.bl_idname, text="", icon="X")
-        _draw_status(layout, context)
+def _draw_connection(layout, context) -> None:
+    """The live indicator: what the last /health check said about Backend URL."""
+    p = prefs(context)
+    url = (p.backend_url if p else DEFAULT_URL).strip().rstrip("/")
+    st = connection.state
+    if st.url != url or st.ok is None:
+        text, icon = f"Checking {url}...", "SORTTIME"
+    elif st.ok:
+        text, icon = st.text, "CHECKMARK"
+    else:  # the reason's first sentence (what to do is in the status line when a button fails)
+        text, icon = f"Not connected: {st.text.split('. ')[0]}", "CANCEL"
+    _lines(layout, text, text_columns(context), icon)
 
 
-class MOTIONCLIP_PT_recognize(bpy.types.Panel):
-    bl_idname = "MOTIONCLIP_PT_recognize"
-    bl_label = "Recognise and Edit"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MotionCLIP"
-    bl_parent_id = "MOTIONCLIP_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
+MAX_RECENT = 8
 
-    def draw(self, context):
-        layout = self.layout
-        s = context.scene.motionclip
-        ob = context.active_object
-        layout.label(text=f"Selected: {ob.name}" if rig.is_smpl_armature(ob) else "Select an SMPL armature",
-                     icon="OUTLINER_OB_ARMATURE")
-        layout.prop(s, "labels", text="")
-        layout.operator(MOTIONCLIP_OT_recognize.bl_idname, icon="VIEWZOOM")
-        for item in jobs.state(context).labels:
-            row = layout.row()
-            row.label(text=item.label)
-            row.label(text=f"{item.score:.3f}")
-        col = layout.column(align=True)
-        col.prop(s, "edit_from")
-        col.prop(s, "edit_to")
-        col.prop(s, "edit_strength")
-        layout.operator(MOTIONCLIP_OT_edit.bl_idname, icon="MODIFIER")
+
+def recent_prompts(context=None) -> list[str]:
+    p = prefs(context)
+    try:
+        items = json.loads(p.recent_prompts) if p else []
+    except ValueError:
+        items = []
+    return [x for x in items if isinstance(x, str)][:MAX_RECENT]
+
+
+def remember_prompt(prompt: str) -> None:
+    """Most recent first, each once; kept with the preferences (they outlive the .blend)."""
+    p = prefs()
+    if p is None:
+        return
+    items = [prompt] + [x for x in recent_prompts() if x != prompt]
+    p.recent_prompts = json.dumps(items[:MAX_RECENT])
 
 
 classes = (
-    MOTIONCLIP_AP_preferences,
     MOTIONCLIP_PG_settings,
     MOTIONCLIP_PG_label,
     MOTIONCLIP_PG_job,
@@ -568,22 +523,35 @@ classes = (
     MOTIONCLIP_OT_start_backend,
     MOTIONCLIP_OT_stop_backend,
     MOTIONCLIP_OT_install_backend,
-    MOTIONCLIP_PT_main,
-    MOTIONCLIP_PT_recognize,
-)
+) + setup_ui.classes
+
+
+def _all_classes():
+    from . import panels, preferences
+
+    return (preferences.MOTIONCLIP_AP_preferences,) + classes + panels.classes
 
 
 def register():
-    for cls in classes:
+    for cls in _all_classes():
         bpy.utils.register_class(cls)
     bpy.types.Scene.motionclip = PointerProperty(type=MOTIONCLIP_PG_settings)
     bpy.types.WindowManager.motionclip_job = PointerProperty(type=MOTIONCLIP_PG_job)
+    from .preferences import migrate_prefs
+
+    p = prefs()
+    note = migrate_prefs(p) if p is not None else None
+    if note:
+        print(f"motionclip: {note}")
+    backend.LOG_FILE = setup_ui.user_dir() / "backend.log"  # one per Blender user, fresh at each start
+    connection.start(lambda: make_client(bpy.context))
 
 
 def unregister():
+    connection.stop()
     jobs.shutdown()
     backend.stop()
     del bpy.types.WindowManager.motionclip_job
     del bpy.types.Scene.motionclip
-    for cls in reversed(classes):
+    for cls in reversed(_all_classes()):
         bpy.utils.unregister_class(cls)

@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
         out["empty_from"] = press("edit")
         s.edit_from = "walk"
 
-        prefs.python_path = ""
+        prefs.backend_mode, prefs.python_path = "PYTHON", ""
         out["no_python"] = press("start_backend")
         out["no_python_install"] = press("install_backend")
         prefs.python_path = "/nonexistent/bin/python"
