@@ -64,6 +64,7 @@ class MoCLIPTrainConfig:
     text_cache: bool = True  # teacher embeddings computed once per text
     num_workers: int = 0
     amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
+    val_max_windows: int = 0  # > 0: validate on this many of the val split's windows (evenly spaced; quick curves)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "window", "checkpoint_every"):
@@ -77,6 +78,9 @@ class MoCLIPTrainConfig:
             raise TrainError(f"MoCLIP training config: min_window {self.min_window} exceeds window {self.window}")
         if not 0.0 <= self.mirror_prob <= 1.0:
             raise TrainError(f"MoCLIP training config: mirror_prob must be in [0, 1], got {self.mirror_prob!r}")
+        if isinstance(self.val_max_windows, bool) or not isinstance(self.val_max_windows, int) or self.val_max_windows < 0:
+            raise TrainError(f"MoCLIP training config: val_max_windows must be a whole number >= 0, got "
+                             f"{self.val_max_windows!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise TrainError(f"MoCLIP training config: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if "out_dim" in self.head:
@@ -115,9 +119,9 @@ def _check_phase(p: Any, i: int) -> dict[str, Any]:
     where = f"MoCLIP training config: phases[{i}]"
     if not isinstance(p, dict):
         raise TrainError(f"{where} must be an object like {{\"epochs\": 35, \"train\": [\"head\"], \"lr\": 1e-4}}")
-    unknown = sorted(set(p) - {"name", "epochs", "train", "lr"})
+    unknown = sorted(set(p) - {"name", "epochs", "train", "lr", "student_layers"})
     if unknown:
-        raise TrainError(f"{where}: unknown field(s) {unknown}; known: name, epochs, train, lr")
+        raise TrainError(f"{where}: unknown field(s) {unknown}; known: name, epochs, train, lr, student_layers")
     epochs = p.get("epochs")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TrainError(f"{where}: epochs must be a positive integer, got {epochs!r}")
@@ -130,8 +134,15 @@ def _check_phase(p: Any, i: int) -> dict[str, Any]:
         v = lrs.get(g)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise TrainError(f"{where}: lr for {g!r} must be a positive number, got {v!r}")
-    return {"name": str(p.get("name") or f"phase{i + 1}"), "epochs": epochs, "train": list(train),
-            "lr": {g: float(lrs[g]) for g in train}}
+    out = {"name": str(p.get("name") or f"phase{i + 1}"), "epochs": epochs, "train": list(train),
+           "lr": {g: float(lrs[g]) for g in train}}
+    layers = p.get("student_layers")
+    if layers is not None:  # progressive unfreezing: the student's top N transformer layers only
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1 or "student" not in train:
+            raise TrainError(f"{where}: student_layers must be a positive whole number (the student's top layers "
+                             f"that train) in a phase that trains the student, got {layers!r}")
+        out["student_layers"] = layers
+    return out
 
 
 # "paper": MoCLIP's published settings. "small": sized for a 2-core CPU (a few minutes on a small
@@ -212,7 +223,7 @@ def _gather(x: torch.Tensor, d: Dist) -> torch.Tensor:
 
 
 def _set_phase(model: MoCLIP, opt: torch.optim.Optimizer, phase: dict[str, Any]) -> None:
-    model.set_trainable(phase["train"])
+    model.set_trainable(phase["train"], phase.get("student_layers"))
     for g in opt.param_groups:
         if g["name"] not in phase["train"]:
             g["lr"] = 0.0
@@ -250,6 +261,9 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
         val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
     except MotionClipError:
         val_set = None
+    if val_set is not None and 0 < cfg.val_max_windows < len(val_set):
+        every = len(val_set) / cfg.val_max_windows
+        val_set.windows = [val_set.windows[int(i * every)] for i in range(cfg.val_max_windows)]
     if len(train_set) < cfg.batch_size:
         raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
                          f"{cfg.batch_size}; lower --batch-size or add data")
