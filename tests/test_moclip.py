@@ -524,3 +524,114 @@ def test_action_r_precision_by_hand() -> None:
     motion = e[[1, 0, 2, 3]] + 0.1 * e
     assert action_r_precision(e, motion, ["a", "b", "c", "d"]) == [0.5, 1.0, 1.0]
     assert action_r_precision(e, motion, ["a", "a", "c", "d"]) == [1.0, 1.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def moclip_ae(moclip_run, data, tmp_path_factory) -> Path:
+    """A tiny MotionCLIP trained with the MoCLIP student as its text encoder, through the real command."""
+    root = tmp_path_factory.mktemp("moclip-ae")
+    cfg = root / "ae.json"
+    cfg.write_text(json.dumps({"model": "small", "model_overrides": {"enc_layers": 1, "dec_layers": 1, "ff_dim": 64,
+                                                                     "heads": 2},
+                               "encoder": f"moclip:{moclip_run}", "epochs": 1, "batch_size": 8, "window": 40,
+                               "max_steps_per_epoch": 2}))
+    assert main(["train", "autoencoder", "--data", str(data), "--out", str(root / "ae"), "--config", str(cfg),
+                 "--quiet"]) == 0
+    return root / "ae"
+
+
+def _synth_paraphrases(path: Path) -> Path:
+    from motionclip.core.data.synth import ACTIONS
+
+    own = {"walk": ["strolls along", "goes for a stroll"], "run": ["hurries on foot"], "bow": ["bends at the waist"],
+           "wave": ["says hi with a hand"], "squat": ["crouches low"], "clap": ["applauds with both palms"]}
+    path.write_text("# wordings of the synthetic actions\n" + "".join(
+        f"{a}\t{t}\n" for a in ACTIONS for t in own.get(a, [f"an attempt at {a.replace('_', ' ')}"])))
+    return path
+
+
+def test_eval_with_paraphrases(moclip_ae, data, tmp_path, capsys) -> None:
+    """`eval --paraphrases FILE` (and with --evaluator): retrieval and generation on training texts and paraphrases."""
+    para = _synth_paraphrases(tmp_path / "para.tsv")
+    ev_cfg = tmp_path / "ev.json"
+    ev_cfg.write_text(json.dumps({"model": {"word_dim": 16, "text_hidden": 16, "motion_width": 32, "motion_layers": 1,
+                                            "ff_dim": 32, "dim": 16}, "batch_size": 8, "max_steps_per_epoch": 2}))
+    ev, out = tmp_path / "ev", tmp_path / "out"
+    assert main(["train", "evaluator", "--data", str(data), "--out", str(ev), "--config", str(ev_cfg), "--epochs", "1",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(moclip_ae), "--data", str(data), "--split", "train", "--paraphrases",
+                 str(para), "--evaluator", str(ev), "--repeats", "2", "--stride", "20", "--seeds", "2", "--device", "cpu",
+                 "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    name = result["model"]
+    assert name.startswith("ae (moclip:")
+    ret = result["retrieval"]["rows"][name]
+    for kind in ("training", "paraphrase"):
+        assert ret[kind]["r_precision_top1"]["runs"] == 2
+        assert 0 <= ret[kind]["r_precision_top1"]["mean"] <= ret[kind]["r_precision_top3"]["mean"] <= 1
+        assert 0 <= ret[kind]["mm_dist"]["mean"] <= 2
+        assert result["t2m"][kind]["texts"] == kind and name in result["t2m"][kind]["rows"]
+        g = result["generation"][kind]
+        assert g["actions"] >= 1 and 0 <= g["recognised_top1_mean"] <= 1
+    # the paraphrase moves report generated from the paraphrases: other motions than from the plain prompts
+    plain, paraphrased = result["moves"]["training"], result["moves"]["paraphrase"]
+    walk = "walk" if "walk" in plain["per_action"] else sorted(set(plain["actions"]) & {"run", "bow", "wave"})[0]
+    assert plain["per_action"][walk]["generated"] != paraphrased["per_action"][walk]["generated"]
+    text = (out / "paraphrases.md").read_text()
+    assert "| ae (moclip:" in text and "| paraphrase |" in text and (out / "paraphrases.json").is_file()
+    # without the evaluator: retrieval and liveliness only; a file without the split's actions is refused
+    assert main(["eval", "--checkpoint", str(moclip_ae), "--data", str(data), "--split", "train", "--paraphrases",
+                 str(para), "--repeats", "1", "--stride", "20", "--seeds", "1", "--device", "cpu"]) == 0
+    assert "Retrieval in the model's own space" in capsys.readouterr().out
+    other = tmp_path / "other.tsv"
+    other.write_text("cartwheel-jump\tdoes a flip\n")
+    assert main(["eval", "--checkpoint", str(moclip_ae), "--data", str(data), "--split", "train", "--paraphrases",
+                 str(other), "--device", "cpu"]) == 1
+    assert "no window of the split has an action with paraphrases" in capsys.readouterr().err
+
+
+def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run) -> None:
+    """The real `motionclip serve` on a loopback port with a model trained with the MoCLIP student: it loads the
+    student (by the run's recorded spec, checked by fingerprint) and generates what the Python API generates."""
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    from motionclip.core.inference import MotionModel
+    from motionclip.core.io.json_motion import data_to_motion
+    from motionclip.core.protocol import MotionData
+
+    exe = Path(sys.executable).with_name("motionclip")
+    proc = subprocess.Popen([str(exe), "serve", "--checkpoint", str(moclip_ae), "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url, lines, started = [], [], threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "listening on http://" in line and not url:
+                url.append(line.split("listening on ", 1)[1].split()[0])
+                started.set()
+        started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        assert started.wait(240) and url, "".join(lines)
+        assert url[0].startswith("http://127.0.0.1:")
+        with opener.open(url[0] + "/health", timeout=60) as r:
+            health = json.loads(r.read())
+        assert health["status"] == "ok" and health["text_encoder"] == f"moclip:{moclip_run.name}"
+        req = urllib.request.Request(url[0] + "/generate", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"prompt": "someone strolls along", "frames": 30, "seed": 3}).encode())
+        with opener.open(req, timeout=120) as r:
+            body = json.loads(r.read())
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    served = data_to_motion(MotionData.from_json(body))
+    local = MotionModel(moclip_ae, device="cpu").generate("someone strolls along", frames=30, seed=3)
+    assert served.num_frames == 30 and torch.allclose(served.quats, local.quats, atol=2e-5)
+    assert torch.allclose(served.trans, local.trans, atol=2e-5)
