@@ -84,13 +84,14 @@ def cmd_moclip(args) -> None:
 
 
 def cmd_downstream(args) -> None:
+    """For each seed k: the --init model fine-tuned with the plain encoder (seed k) and with student s{k}."""
     from motionclip.core.cli import main
 
-    encoders = [("plain", "minilm")] + [(f"moclip-s{s}", f"moclip:{args.work / 'moclip' / f's{s}' / f'l{args.main_lambda:g}'}")
-                                        for s in args.student_seeds]
     for seed in args.seeds:
-        for name, enc in encoders:
-            out = args.work / "downstream" / f"{name}-seed{seed}"
+        for name in args.encoders:
+            enc = ("minilm" if name == "plain"
+                   else f"moclip:{args.work / 'moclip' / f's{seed}' / f'l{args.main_lambda:g}'}")
+            out = args.work / "downstream" / f"{name}-s{seed}"
             if (out / "model.safetensors").is_file():
                 continue
             shutil.rmtree(out, ignore_errors=True)
@@ -109,18 +110,22 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0, 1, 2])
-    ap.add_argument("--student-seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0, 1, 2])
+    ap.add_argument("--encoders", type=lambda t: t.split(","), default=["plain", "moclip"])
     ap.add_argument("--lambdas", type=lambda t: [float(x) for x in t.split(",")], default=[0.0, 0.4, 1.0])
     ap.add_argument("--main-lambda", type=float, default=0.4)
     ap.add_argument("--epoch-steps", type=int, default=15, help="steps per epoch (one validation point each)")
-    ap.add_argument("--head-epochs", type=int, default=8)
-    ap.add_argument("--unfreeze-epochs", type=int, default=4)
-    ap.add_argument("--student-lr", type=float, default=3e-5)
+    ap.add_argument("--head-epochs", type=int, default=4)
+    ap.add_argument("--unfreeze-epochs", type=int, default=2)
+    ap.add_argument("--student-lr", type=float, default=5e-5)
     ap.add_argument("--init", type=Path, default=REPO / "core" / "assets" / "model")
-    ap.add_argument("--steps", type=int, default=60, help="downstream fine-tuning steps")
+    ap.add_argument("--steps", type=int, default=30, help="downstream fine-tuning steps")
     ap.add_argument("--evaluator", type=Path)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="report: retrieval draws")
+    ap.add_argument("--stride", type=int, default=30, help="report: frames between test windows")
+    ap.add_argument("--parts", type=lambda t: t.split(","), default=["curves", "ablation", "downstream"],
+                    help="report: which parts (curves, ablation, downstream)")
     args = ap.parse_args()
     import torch
 
@@ -131,6 +136,9 @@ def main() -> int:
     elif args.what == "downstream":
         cmd_downstream(args)
     else:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from moclip_study_report import report
 
         report(args)

@@ -498,6 +498,8 @@ def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
     train.pop("init", None)
     base = {**train, "model_overrides": dict(saved["model"]), "encoder": encoder, "lr": 1e-6, "epochs": 5,
             "init": str(init)}
+    if "warmup_steps" in train:  # the init run's warm-up would hold a short fine-tuning far below its rate
+        base["warmup_steps"] = 0
     base.update({k: v for k, v in overrides.items() if v is not None})
     return load_train_config(None, base)
 
@@ -507,7 +509,8 @@ def cmd_train_finetune(args) -> int:
     from motionclip.train.autoencoder import load_train_config, train_autoencoder
 
     overrides = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every}
+                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
+                 "warmup_steps": args.warmup_steps}
     if args.resume:
         saved = read_config(args.out)["train"]
         cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
@@ -569,6 +572,8 @@ def register(subparsers) -> None:
     q.add_argument("--out", type=Path, required=True, metavar="RUN2")
     q.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-6)")
     q.add_argument("--epochs", type=int, help="epochs (default 5)")
+    q.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps (default 0: the init run's warm-up "
+                                                    "is not repeated)")
     q.add_argument("--batch-size", type=int)
     q.add_argument("--seed", type=int)
     q.add_argument("--max-steps-per-epoch", type=int)

@@ -185,22 +185,26 @@ def moves_summary(moves: dict[str, Any], actions: Sequence[str]) -> dict[str, An
 
 def evaluate_paraphrases(model, data, paraphrases: dict[str, list[str]], split: str = "test",
                          source: str | None = "bandai-namco", evaluator=None, repeats: int = 5, stride: int = 15,
-                         seeds: int = MIN_PER_ACTION, progress: bool = False) -> dict[str, Any]:
-    """Retrieval and generation figures of one MotionModel on training-style texts and on paraphrases."""
+                         seeds: int = MIN_PER_ACTION, progress: bool = False, t2m: bool = True,
+                         reconstruction: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Retrieval and generation figures of one MotionModel on training-style texts and on paraphrases
+    (t2m: with an evaluator, also the standard table of motions generated for every window; reconstruction:
+    the model's (MPJPE, pelvis-aligned MPJPE) when known, else measured here)."""
     from motionclip.train.liveliness import moves_report
 
     name = f"{model.run_dir.name} ({model.encoder.name})"
     result: dict[str, Any] = {"model": name, "paraphrase_actions": sorted(paraphrases),
                               "retrieval": retrieval_report([(name, model)], data, paraphrases, split, source, repeats,
                                                             stride=stride)}
-    plain = moves_report(model, data, split=split, source=source, evaluator=evaluator, seeds=seeds)
+    plain = moves_report(model, data, split=split, source=source, evaluator=evaluator, seeds=seeds,
+                         reconstruction=reconstruction)
     rec = (plain["reconstruction"]["mpjpe_mm"], plain["reconstruction"]["mpjpe_pelvis_aligned_mm"])
     para = moves_report(ParaphrasePrompts(model, paraphrases), data, split=split, source=source, evaluator=evaluator,
                         seeds=seeds, reconstruction=rec)
     actions = [a for a in plain["actions"] if a in paraphrases]
     result["generation"] = {"training": moves_summary(plain, actions), "paraphrase": moves_summary(para, actions)}
     result["moves"] = {"training": plain, "paraphrase": para}
-    if evaluator is not None:
+    if evaluator is not None and t2m:
         from motionclip.train.t2m_eval import evaluate_rows
 
         result["t2m"] = {kind: evaluate_rows([(name, model)], evaluator, data, split=split, source=source,
