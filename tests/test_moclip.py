@@ -635,3 +635,14 @@ def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run) -> None:
     local = MotionModel(moclip_ae, device="cpu").generate("someone strolls along", frames=30, seed=3)
     assert served.num_frames == 30 and torch.allclose(served.quats, local.quats, atol=2e-5)
     assert torch.allclose(served.trans, local.trans, atol=2e-5)
+
+
+def test_finetune_does_not_repeat_the_init_runs_warmup() -> None:
+    from motionclip.core.run import read_config
+    from motionclip.train.moclip import finetune_config
+
+    builtin = Path(__file__).resolve().parents[1] / "core" / "assets" / "model"
+    assert read_config(builtin)["train"]["warmup_steps"] > 0  # the built-in recipe warms up
+    cfg = finetune_config(builtin, "minilm", {})
+    assert cfg.warmup_steps == 0 and cfg.lr == 1e-6 and cfg.init == str(builtin)
+    assert finetune_config(builtin, "minilm", {"warmup_steps": 5}).warmup_steps == 5
