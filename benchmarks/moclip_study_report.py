@@ -193,6 +193,8 @@ def report(args) -> None:
     if "curves" in args.parts:
         plot_curves(args.work, args.seeds, args.lambdas, out / "moclip_curves.png")
     if "ablation" in args.parts:
+        result["changed"] = changed_size(args.work / "moclip" / f"s{args.seeds[0]}" / f"l{args.main_lambda:g}")
+        print(f"student changes: {result['changed']}", flush=True)
         result["ablation"], t = ablation(args, paraphrases)
         text.append(t)
         print(t, flush=True)
@@ -205,3 +207,16 @@ def report(args) -> None:
     stem = "moclip_study" + ("" if len(args.parts) == 3 else "_" + "_".join(args.parts))
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text("\n\n".join(text) + "\n")
+
+
+def changed_size(run: Path) -> dict[str, Any]:
+    """What a student changes on top of the encoder package's weights: tensors, parameters, float16 megabytes."""
+    from motionclip.core.encoders import load_encoder
+    from motionclip.core.encoders.moclip_student import load_student
+
+    teacher = dict(load_encoder("minilm", text_only=True).state_dict())
+    student = load_student(run).state_dict()
+    changed = [k for k, v in student.items() if not torch.equal(v, teacher[k])]
+    n = sum(student[k].numel() for k in changed)
+    return {"tensors": len(changed), "of": len(student), "parameters": n, "float16_mb": round(n * 2 / 1e6, 1),
+            "layers": sorted({k.split(".layer.")[1].split(".")[0] for k in changed if ".layer." in k})}
