@@ -57,25 +57,32 @@ def plot_curves(work: Path, seeds: list[int], lambdas: list[float], path: Path) 
     panels = [("train_contrastive", "contrastive (train)"), ("train_distill", "distill MSE (train)"),
               ("train_align", "align 1 - cos (train)"), ("val_distill", "distill MSE (val)"),
               ("val_align", "align (val)"), ("val_r1_text_to_motion", "val text-to-motion top-1 (groups of 32)")]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    fig, axes = plt.subplots(2, 4, figsize=(19, 7.5))
+    axes = axes[:, [0, 1, 2, 3]]
     bounds = set()
     for seed in seeds:
-        head = read_metrics(work / "moclip" / f"s{seed}" / "head")
+        base = read_metrics(work / "moclip" / f"s{seed}" / f"l{lambdas[0]:g}")
         for lam in lambdas:
             rows = read_metrics(work / "moclip" / f"s{seed}" / f"l{lam:g}")
+            for ax, key in ((axes[0, 3], "train_distill"), (axes[1, 3], "val_align")):
+                ax.plot([r["step"] for r in rows], [r[key] - b[key] for r, b in zip(rows, base)],
+                        color=LAMBDA_COLOURS.get(lam), lw=1.2, marker=".")
             for r0, r1 in zip(rows, rows[1:]):
                 if r0["phase"] != r1["phase"]:
                     bounds.add(r0["step"])
-            for ax, (key, title) in zip(axes.flat, panels):
+            for ax, (key, title) in zip(axes[:, :3].flat, panels):
                 ax.plot([r["step"] for r in rows], [r.get(key, np.nan) for r in rows], color=LAMBDA_COLOURS.get(lam),
                         alpha=0.8, lw=1.2, marker=".", label=f"λ={lam:g}" if seed == seeds[0] else None)
-        del head
-    for ax, (key, title) in zip(axes.flat, panels):
+    axes[0, 3].set_title(f"train distill: λ run minus λ={lambdas[0]:g} run (same seed)", fontsize=10)
+    axes[1, 3].set_title(f"val align: λ run minus λ={lambdas[0]:g} run (same seed)", fontsize=10)
+    for ax in axes[:, 3]:
+        ax.set_xlabel("step (batch 32)")
+    for ax, (key, title) in zip(axes[:, :3].flat, panels):
         for b in sorted(bounds):
             ax.axvline(b, color="grey", ls="--", lw=0.8)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step (batch 32)")
-    axes.flat[0].legend()
+    axes[0, 0].legend()
     fig.suptitle(f"MoCLIP on the full data: head only | top 2 student layers | top 4 (dashed: phase ends); "
                  f"{len(seeds)} seeds per λ", fontsize=11)
     fig.tight_layout()
