@@ -91,14 +91,14 @@ def cmd_downstream(args) -> None:
         for name in args.encoders:
             enc = ("minilm" if name == "plain"
                    else f"moclip:{args.work / 'moclip' / f's{seed}' / f'l{args.main_lambda:g}'}")
-            out = args.work / "downstream" / f"{name}-s{seed}"
+            out = args.work / "downstream" / f"{name}-s{seed}{args.tag}"
             if (out / "model.safetensors").is_file():
                 continue
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.process_time()
             code = main(["train", "finetune", "--init", str(args.init), "--encoder", enc, "--data", str(args.data),
                          "--out", str(out), "--epochs", "1", "--max-steps-per-epoch", str(args.steps),
-                         "--seed", str(seed), "--quiet"])
+                         "--seed", str(seed), "--quiet", *(["--lr", str(args.lr)] if args.lr else [])])
             if code:
                 raise SystemExit(f"finetune {name} seed {seed} failed")
             print(f"downstream {name} seed {seed}: {time.process_time() - t0:.0f} CPU-s", flush=True)
@@ -119,6 +119,8 @@ def main() -> int:
     ap.add_argument("--student-lr", type=float, default=5e-5)
     ap.add_argument("--init", type=Path, default=REPO / "core" / "assets" / "model")
     ap.add_argument("--steps", type=int, default=30, help="downstream fine-tuning steps")
+    ap.add_argument("--lr", type=float, help="downstream learning rate (default: train finetune's, 1e-6)")
+    ap.add_argument("--tag", default="", help="downstream: a suffix of the run names (another recipe)")
     ap.add_argument("--evaluator", type=Path)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--threads", type=int, default=1)

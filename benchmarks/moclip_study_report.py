@@ -128,14 +128,21 @@ def downstream(args, paraphrases, evaluator) -> tuple[dict[str, Any], str]:
     from motionclip.core.inference import MotionModel
     from motionclip.train.paraphrase_eval import evaluate_paraphrases
 
-    groups = {"shipped model (minilm)": [args.init],
-              "fine-tuned, plain minilm": [args.work / "downstream" / f"plain-s{s}" for s in args.seeds],
-              "fine-tuned, MoCLIP student": [args.work / "downstream" / f"moclip-s{s}" for s in args.seeds]}
+    how = f" ({args.tag.strip('-')})" if args.tag else ""
+    groups = {"fine-tuned, plain minilm" + how: [args.work / "downstream" / f"plain-s{s}{args.tag}" for s in args.seeds],
+              "fine-tuned, MoCLIP student" + how: [args.work / "downstream" / f"moclip-s{s}{args.tag}"
+                                                   for s in args.seeds]}
+    if not args.tag:
+        groups = {"shipped model (minilm)": [args.init], **groups}
     res: dict[str, Any] = {}
     for name, runs in groups.items():
         per = []
         for run in runs:
             if not (Path(run) / "model.safetensors").is_file():
+                raise SystemExit(f"{run} is not trained yet: run `moclip_study.py downstream` first")
+            done = args.work / "report" / f"{Path(run).name}.json"  # a re-run reuses what was measured
+            if done.is_file():
+                per.append(json.loads(done.read_text()))
                 continue
             model = MotionModel(run, device="cpu")
             r = evaluate_paraphrases(model, args.data, paraphrases, evaluator=evaluator, repeats=args.repeats,
@@ -147,6 +154,8 @@ def downstream(args, paraphrases, evaluator) -> tuple[dict[str, Any], str]:
                                "in_target": r["generation"][kind]["in_target"],
                                "actions": r["generation"][kind]["actions"]}
                         for kind in ("training", "paraphrase")})
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps(per[-1]))
             print(f"  {run}: {json.dumps(per[-1])}", flush=True)
         if per:
             res[name] = per
@@ -209,9 +218,9 @@ def report(args) -> None:
         evaluator = load_evaluator(args.evaluator, device="cpu") if args.evaluator else None
         result["downstream"], t = downstream(args, paraphrases, evaluator)
         text.append(t)
-        plot_downstream(result["downstream"], out / "moclip_downstream.png")
+        plot_downstream(result["downstream"], out / f"moclip_downstream{args.tag}.png")
         print(t, flush=True)
-    stem = "moclip_study" + ("" if len(args.parts) == 3 else "_" + "_".join(args.parts))
+    stem = "moclip_study" + ("" if len(args.parts) == 3 else "_" + "_".join(args.parts)) + args.tag
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text("\n\n".join(text) + "\n")
 
