@@ -646,3 +646,15 @@ def test_finetune_does_not_repeat_the_init_runs_warmup() -> None:
     cfg = finetune_config(builtin, "minilm", {})
     assert cfg.warmup_steps == 0 and cfg.lr == 1e-6 and cfg.init == str(builtin)
     assert finetune_config(builtin, "minilm", {"warmup_steps": 5}).warmup_steps == 5
+
+
+def test_retrieval_scores_by_hand() -> None:
+    from motionclip.train.paraphrase_eval import retrieval_scores
+
+    e = torch.eye(4)
+    r = retrieval_scores(e, e, ["a", "b", "c", "d"], seed=0, batch_size=4)
+    assert r["r_precision_top1"] == 1.0 and r["mm_dist"] == pytest.approx(0.0)
+    r = retrieval_scores(e, -e, ["a", "b", "c", "d"], seed=0, batch_size=4)  # each motion opposite its text
+    assert r["mm_dist"] == pytest.approx(2.0) and r["r_precision_top1"] == 0.0
+    with pytest.raises(MotionClipError, match="3 windows are fewer than one retrieval batch of 4"):
+        retrieval_scores(e[:3], e[:3], ["a", "b", "c"], seed=0, batch_size=4)
