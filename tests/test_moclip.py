@@ -591,7 +591,7 @@ def test_eval_with_paraphrases(moclip_ae, data, tmp_path, capsys) -> None:
     assert "no window of the split has an action with paraphrases" in capsys.readouterr().err
 
 
-def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run) -> None:
+def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run, tmp_path) -> None:
     """The real `motionclip serve` on a loopback port with a model trained with the MoCLIP student: it loads the
     student (by the run's recorded spec, checked by fingerprint) and generates what the Python API generates."""
     import subprocess
@@ -635,6 +635,10 @@ def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run) -> None:
     local = MotionModel(moclip_ae, device="cpu").generate("someone strolls along", frames=30, seed=3)
     assert served.num_frames == 30 and torch.allclose(served.quats, local.quats, atol=2e-5)
     assert torch.allclose(served.trans, local.trans, atol=2e-5)
+    # and the command line, the same way (the run's recorded encoder: the student)
+    assert main(["generate", "someone strolls along", "--checkpoint", str(moclip_ae), "--frames", "30", "--seed", "3",
+                 "--out", str(tmp_path / "stroll.bvh"), "--device", "cpu"]) == 0
+    assert (tmp_path / "stroll.bvh").read_text().startswith("HIERARCHY")
 
 
 def test_finetune_does_not_repeat_the_init_runs_warmup() -> None:
