@@ -386,3 +386,279 @@ def test_two_processes_under_torchrun_match_one(data, tmp_path) -> None:
     assert len(a) == len(b) == 3
     for key in ("train_total", "train_contrastive", "train_distill", "train_align"):
         assert [float(r[key]) for r in a] == pytest.approx([float(r[key]) for r in b], rel=1e-5, abs=1e-7), key
+
+
+# --- progressive unfreezing -------------------------------------------------------------------------------------
+
+def test_progressive_unfreezing_trains_the_top_layers_only() -> None:
+    from motionclip.core.models.moclip import student_frozen_parameters, student_num_layers
+    from motionclip.train.moclip import TrainError
+
+    student = load_encoder(TEACHER)  # the tiny CLIP: resblocks 0 and 1, embeddings, final norm, projection
+    model = MoCLIP(student, MotionHeadConfig(out_dim=student.dim, **TINY_HEAD))
+    assert student_num_layers(student) == 2
+    model.set_trainable(["head", "student"], student_layers=1)
+    trains = {n for n, p in student.named_parameters() if p.requires_grad}
+    assert trains and all(".resblocks.0." not in n and "embedding" not in n for n in trains)
+    assert any(".resblocks.1." in n for n in trains) and any("ln_final" in n for n in trains)
+    assert all(p.requires_grad for p in model.head.parameters()) and model.logit_scale.requires_grad
+    model.set_trainable(["head", "student"], student_layers=2)  # every layer: the embeddings train too
+    assert all(p.requires_grad for p in student.parameters())
+    model.set_trainable(["head"])
+    assert not any(p.requires_grad for p in student.parameters()) and not student.training
+    with pytest.raises(MotionClipError, match="positive whole number"):
+        student_frozen_parameters(student, 0)
+    with pytest.raises(MotionClipError, match="no numbered transformer layers"):
+        student_frozen_parameters(torch.nn.Linear(2, 2), 1)
+    with pytest.raises(TrainError, match="student_layers must be a positive whole number"):
+        MoCLIPTrainConfig.from_dict(tiny_config(phases=[{"epochs": 1, "train": ["head"], "lr": 1e-3,
+                                                         "student_layers": 1}]))
+    with pytest.raises(TrainError, match="val_max_windows"):
+        MoCLIPTrainConfig.from_dict(tiny_config(val_max_windows=-1))
+
+
+def test_progressive_phases_train_the_named_layers(data, tmp_path) -> None:
+    """Through the trainer: a phase with student_layers 1 changes the top layer and leaves the lower one and the
+    embeddings exactly the teacher's; val_max_windows validates on that many windows."""
+    cfg = load_moclip_config(None, tiny_config(val_max_windows=8, phases=[
+        {"name": "head", "epochs": 1, "train": ["head"], "lr": 1e-3},
+        {"name": "top1", "epochs": 1, "train": ["head", "student"], "student_layers": 1, "lr": 1e-2}]))
+    metrics = train_moclip(data, tmp_path / "run", cfg, progress=False)
+    assert metrics["phase"] == "top1" and math.isfinite(metrics["val_total"])
+    teacher = dict(load_encoder(TEACHER, text_only=True).state_dict())
+    weights, _ = load_weights(tmp_path / "run" / "model.safetensors")
+    student = {k[len("student."):]: v for k, v in weights.items() if k.startswith("student.")}
+    assert set(student) == set(teacher)
+    changed = {k for k in teacher if not torch.equal(teacher[k].float(), student[k].float())}
+    assert changed and all(".resblocks.1." in k or "ln_final" in k or "text_projection" in k for k in changed)
+    assert any(".resblocks.1." in k for k in changed)
+
+
+# --- the paraphrase test set ------------------------------------------------------------------------------------
+
+def _training_phrasings() -> set[str]:
+    """Every text core/data/texts.py can give a clip (all subject x verb x style combinations, mirrored too), its
+    verb phrases alone, and the DeepMimic / CMU texts."""
+    from motionclip.core.data.texts import (BANDAI_CONTENT, BANDAI_STYLE, CMU, DEEPMIMIC, SUBJECTS, mirror_text)
+
+    out = set()
+    for verbs in BANDAI_CONTENT.values():
+        for v in verbs:
+            out.add(v)
+            for s in SUBJECTS:
+                for adverbs in BANDAI_STYLE.values():
+                    out.update(f"{s} {v} {a}".strip() for a in adverbs)
+    for texts in [*DEEPMIMIC.values(), *CMU.values()]:
+        out.update(texts)
+    out |= {mirror_text(t) for t in out}
+    return {_norm(t) for t in out}
+
+
+def _norm(text: str) -> str:
+    import re
+
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
+def test_paraphrases_cover_every_action_and_no_training_text_uses_them() -> None:
+    import re
+
+    from motionclip.core.data.synth import TEXTS
+    from motionclip.core.data.texts import BANDAI_CONTENT, SUBJECTS
+    from motionclip.train.paraphrase_eval import MIN_PER_ACTION, load_paraphrases
+
+    para = load_paraphrases()
+    assert set(para) == set(BANDAI_CONTENT)  # every action of Bandai-Namco datasets 1 and 2, nothing else
+    assert all(len(set(ps)) == len(ps) >= MIN_PER_ACTION for ps in para.values())
+    seen = _training_phrasings()
+    assert len(seen) > 5000 and _norm("a person walks happily") in seen and _norm("lifts both arms up") in seen
+    # the synthetic generator's templates, any field filled with anything
+    synth = [_template_pattern(t) for ts in TEXTS.values() for t in ts]
+    for action, texts in para.items():
+        for t in texts:
+            n = _norm(t)
+            bare = [n] + [n[len(s) + 1:] for s in map(_norm, SUBJECTS) if n.startswith(s + " ")]
+            assert not any(b in seen for b in bare), f"{action}: {t!r} is a training phrasing"
+            assert not any(p.fullmatch(b) for p in synth for b in bare), f"{action}: {t!r} is a synthetic template"
+    # the sides are right: a left action's paraphrases say left, never right (and the other way round)
+    for action, texts in para.items():
+        for side, other in (("left", "right"), ("right", "left")):
+            if action.endswith(side) or action.endswith(f"{side}-hand"):
+                assert all(side in t and other not in t for t in texts), action
+
+
+def _template_pattern(template: str):
+    """A synthetic text template as a regular expression over normalised words: the fields whose values are known
+    (subject, side, direction, tempo) take those, any other field anything."""
+    import re
+
+    known = {"who": "(a person|someone|a man|a woman|the person|a human)", "side": "(left|right)",
+             "dir": "(forward|backward|forward curving to the (left|right))?", "adv": "(slowly|quickly)?",
+             "adv_end": "(slowly|quickly)?", "pace": "(slow|fast|steady)", "their": "(their|his|her)",
+             "turn": "turns (around|degrees)", "first": "(left|right)", "second": "(left|right)"}
+    words = re.findall(r"[a-z]+|\{\w+\}", template.lower())
+    parts = [known.get(w[1:-1], ".*") if w.startswith("{") else re.escape(w) for w in words]
+    return re.compile(" ?".join(parts))
+
+
+def test_paraphrase_file_errors(tmp_path) -> None:
+    from motionclip.train.paraphrase_eval import load_paraphrases
+
+    with pytest.raises(MotionClipError, match="paraphrase file not found"):
+        load_paraphrases(tmp_path / "missing.tsv")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("# comment\nwalk\tstrolls along\nrun jogs without a tab\n")
+    with pytest.raises(MotionClipError, match=r"bad.tsv: line 3: expected 'action<TAB>text'"):
+        load_paraphrases(bad)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("# nothing\n\n")
+    with pytest.raises(MotionClipError, match="no paraphrases in it"):
+        load_paraphrases(empty)
+
+
+def test_action_r_precision_by_hand() -> None:
+    from motionclip.train.paraphrase_eval import action_r_precision
+
+    e = torch.eye(4)
+    # text 0's nearest motion is motion 1: a miss when 1 shows another action, a hit when it shows the same one
+    motion = e[[1, 0, 2, 3]] + 0.1 * e
+    assert action_r_precision(e, motion, ["a", "b", "c", "d"]) == [0.5, 1.0, 1.0]
+    assert action_r_precision(e, motion, ["a", "a", "c", "d"]) == [1.0, 1.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def moclip_ae(moclip_run, data, tmp_path_factory) -> Path:
+    """A tiny MotionCLIP trained with the MoCLIP student as its text encoder, through the real command."""
+    root = tmp_path_factory.mktemp("moclip-ae")
+    cfg = root / "ae.json"
+    cfg.write_text(json.dumps({"model": "small", "model_overrides": {"enc_layers": 1, "dec_layers": 1, "ff_dim": 64,
+                                                                     "heads": 2},
+                               "encoder": f"moclip:{moclip_run}", "epochs": 1, "batch_size": 8, "window": 40,
+                               "max_steps_per_epoch": 2}))
+    assert main(["train", "autoencoder", "--data", str(data), "--out", str(root / "ae"), "--config", str(cfg),
+                 "--quiet"]) == 0
+    return root / "ae"
+
+
+def _synth_paraphrases(path: Path) -> Path:
+    from motionclip.core.data.synth import ACTIONS
+
+    own = {"walk": ["strolls along", "goes for a stroll"], "run": ["hurries on foot"], "bow": ["bends at the waist"],
+           "wave": ["says hi with a hand"], "squat": ["crouches low"], "clap": ["applauds with both palms"]}
+    path.write_text("# wordings of the synthetic actions\n" + "".join(
+        f"{a}\t{t}\n" for a in ACTIONS for t in own.get(a, [f"an attempt at {a.replace('_', ' ')}"])))
+    return path
+
+
+def test_eval_with_paraphrases(moclip_ae, data, tmp_path, capsys) -> None:
+    """`eval --paraphrases FILE` (and with --evaluator): retrieval and generation on training texts and paraphrases."""
+    para = _synth_paraphrases(tmp_path / "para.tsv")
+    ev_cfg = tmp_path / "ev.json"
+    ev_cfg.write_text(json.dumps({"model": {"word_dim": 16, "text_hidden": 16, "motion_width": 32, "motion_layers": 1,
+                                            "ff_dim": 32, "dim": 16}, "batch_size": 8, "max_steps_per_epoch": 2}))
+    ev, out = tmp_path / "ev", tmp_path / "out"
+    assert main(["train", "evaluator", "--data", str(data), "--out", str(ev), "--config", str(ev_cfg), "--epochs", "1",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(moclip_ae), "--data", str(data), "--split", "train", "--paraphrases",
+                 str(para), "--evaluator", str(ev), "--repeats", "2", "--stride", "20", "--seeds", "2", "--device", "cpu",
+                 "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    name = result["model"]
+    assert name.startswith("ae (moclip:")
+    ret = result["retrieval"]["rows"][name]
+    for kind in ("training", "paraphrase"):
+        assert ret[kind]["r_precision_top1"]["runs"] == 2
+        assert 0 <= ret[kind]["r_precision_top1"]["mean"] <= ret[kind]["r_precision_top3"]["mean"] <= 1
+        assert 0 <= ret[kind]["mm_dist"]["mean"] <= 2
+        assert result["t2m"][kind]["texts"] == kind and name in result["t2m"][kind]["rows"]
+        g = result["generation"][kind]
+        assert g["actions"] >= 1 and 0 <= g["recognised_top1_mean"] <= 1
+    # the paraphrase moves report generated from the paraphrases: other motions than from the plain prompts
+    plain, paraphrased = result["moves"]["training"], result["moves"]["paraphrase"]
+    walk = "walk" if "walk" in plain["per_action"] else sorted(set(plain["actions"]) & {"run", "bow", "wave"})[0]
+    assert plain["per_action"][walk]["generated"] != paraphrased["per_action"][walk]["generated"]
+    text = (out / "paraphrases.md").read_text()
+    assert "| ae (moclip:" in text and "| paraphrase |" in text and (out / "paraphrases.json").is_file()
+    # without the evaluator: retrieval and liveliness only; a file without the split's actions is refused
+    assert main(["eval", "--checkpoint", str(moclip_ae), "--data", str(data), "--split", "train", "--paraphrases",
+                 str(para), "--repeats", "1", "--stride", "20", "--seeds", "1", "--device", "cpu"]) == 0
+    assert "Retrieval in the model's own space" in capsys.readouterr().out
+    other = tmp_path / "other.tsv"
+    other.write_text("cartwheel-jump\tdoes a flip\n")
+    assert main(["eval", "--checkpoint", str(moclip_ae), "--data", str(data), "--split", "train", "--paraphrases",
+                 str(other), "--device", "cpu"]) == 1
+    assert "no window of the split has an action with paraphrases" in capsys.readouterr().err
+
+
+def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run, tmp_path) -> None:
+    """The real `motionclip serve` on a loopback port with a model trained with the MoCLIP student: it loads the
+    student (by the run's recorded spec, checked by fingerprint) and generates what the Python API generates."""
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    from motionclip.core.inference import MotionModel
+    from motionclip.core.io.json_motion import data_to_motion
+    from motionclip.core.protocol import MotionData
+
+    exe = Path(sys.executable).with_name("motionclip")
+    proc = subprocess.Popen([str(exe), "serve", "--checkpoint", str(moclip_ae), "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url, lines, started = [], [], threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "listening on http://" in line and not url:
+                url.append(line.split("listening on ", 1)[1].split()[0])
+                started.set()
+        started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        assert started.wait(240) and url, "".join(lines)
+        assert url[0].startswith("http://127.0.0.1:")
+        with opener.open(url[0] + "/health", timeout=60) as r:
+            health = json.loads(r.read())
+        assert health["status"] == "ok" and health["text_encoder"] == f"moclip:{moclip_run.name}"
+        req = urllib.request.Request(url[0] + "/generate", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"prompt": "someone strolls along", "frames": 30, "seed": 3}).encode())
+        with opener.open(req, timeout=120) as r:
+            body = json.loads(r.read())
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    served = data_to_motion(MotionData.from_json(body))
+    local = MotionModel(moclip_ae, device="cpu").generate("someone strolls along", frames=30, seed=3)
+    assert served.num_frames == 30 and torch.allclose(served.quats, local.quats, atol=2e-5)
+    assert torch.allclose(served.trans, local.trans, atol=2e-5)
+    # and the command line, the same way (the run's recorded encoder: the student)
+    assert main(["generate", "someone strolls along", "--checkpoint", str(moclip_ae), "--frames", "30", "--seed", "3",
+                 "--out", str(tmp_path / "stroll.bvh"), "--device", "cpu"]) == 0
+    assert (tmp_path / "stroll.bvh").read_text().startswith("HIERARCHY")
+
+
+def test_finetune_does_not_repeat_the_init_runs_warmup() -> None:
+    from motionclip.core.run import read_config
+    from motionclip.train.moclip import finetune_config
+
+    builtin = Path(__file__).resolve().parents[1] / "core" / "assets" / "model"
+    assert read_config(builtin)["train"]["warmup_steps"] > 0  # the built-in recipe warms up
+    cfg = finetune_config(builtin, "minilm", {})
+    assert cfg.warmup_steps == 0 and cfg.lr == 1e-6 and cfg.init == str(builtin)
+    assert finetune_config(builtin, "minilm", {"warmup_steps": 5}).warmup_steps == 5
+
+
+def test_retrieval_scores_by_hand() -> None:
+    from motionclip.train.paraphrase_eval import retrieval_scores
+
+    e = torch.eye(4)
+    r = retrieval_scores(e, e, ["a", "b", "c", "d"], seed=0, batch_size=4)
+    assert r["r_precision_top1"] == 1.0 and r["mm_dist"] == pytest.approx(0.0)
+    r = retrieval_scores(e, -e, ["a", "b", "c", "d"], seed=0, batch_size=4)  # each motion opposite its text
+    assert r["mm_dist"] == pytest.approx(2.0) and r["r_precision_top1"] == 0.0
+    with pytest.raises(MotionClipError, match="3 windows are fewer than one retrieval batch of 4"):
+        retrieval_scores(e[:3], e[:3], ["a", "b", "c"], seed=0, batch_size=4)

@@ -99,10 +99,20 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=15, help="frames between evaluation windows (default 15)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write eval.json and eval.md here (and eval.png with "
                                                           "--evaluator)")
+    p.add_argument("--paraphrases", nargs="?", const="default", metavar="FILE",
+                   help="evaluate on training-style texts and on the paraphrase test set (default: the project's "
+                        "train/paraphrases.tsv, hand-written wordings no training text uses; or a TSV file of "
+                        "'action<TAB>text' lines): retrieval in the model's own space, liveliness with paraphrase "
+                        "prompts, and with --evaluator the standard metrics and recognition of motions generated from "
+                        "paraphrases")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args) -> int:
+    if args.paraphrases:  # training-style texts against the paraphrase test set (train/paraphrase_eval.py)
+        from motionclip.train.paraphrase_eval import cmd_eval_paraphrases
+
+        return cmd_eval_paraphrases(args)
     if args.evaluator:  # the standard text-to-motion metrics (train/t2m_eval.py)
         from motionclip.train.t2m_eval import cmd_eval_t2m
 

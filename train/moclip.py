@@ -29,7 +29,7 @@ import torch
 
 from motionclip.core.errors import MotionClipError, read_json
 from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
-from motionclip.train.runs import (ConfigBase, RunDir, TrainError, all_mean, barrier, gather_cat, setup_distributed,
+from motionclip.train.runs import (ConfigBase, TrainError, all_mean, barrier, gather_cat, open_run,
                                    text_lookup)
 
 GROUPS = ("head", "student")
@@ -64,6 +64,7 @@ class MoCLIPTrainConfig(ConfigBase):
     text_cache: bool = True  # teacher embeddings computed once per text
     num_workers: int = 0
     amp: bool = True  # bfloat16 autocast on CUDA; no effect on CPU
+    val_max_windows: int = 0  # > 0: validate on this many of the val split's windows (evenly spaced; quick curves)
 
     def __post_init__(self) -> None:
         self.check_ints("batch_size", "window", "checkpoint_every")
@@ -72,6 +73,7 @@ class MoCLIPTrainConfig(ConfigBase):
             raise TrainError(f"MoCLIP training config: lambda_distill must be a number >= 0, got {self.lambda_distill!r}")
         self.check_window()
         self.check_fraction("mirror_prob", "min_lr_ratio")
+        self.check_ints("val_max_windows", minimum=0)
         if "out_dim" in self.head:
             raise TrainError("MoCLIP training config: head.out_dim is the teacher's dimension; leave it out")
         MotionHeadConfig.from_dict({**self.head, "out_dim": 8 * max(2, int(self.head.get("heads", 4)))})  # validates
@@ -97,9 +99,9 @@ def _check_phase(p: Any, i: int) -> dict[str, Any]:
     where = f"MoCLIP training config: phases[{i}]"
     if not isinstance(p, dict):
         raise TrainError(f"{where} must be an object like {{\"epochs\": 35, \"train\": [\"head\"], \"lr\": 1e-4}}")
-    unknown = sorted(set(p) - {"name", "epochs", "train", "lr"})
+    unknown = sorted(set(p) - {"name", "epochs", "train", "lr", "student_layers"})
     if unknown:
-        raise TrainError(f"{where}: unknown field(s) {unknown}; known: name, epochs, train, lr")
+        raise TrainError(f"{where}: unknown field(s) {unknown}; known: name, epochs, train, lr, student_layers")
     epochs = p.get("epochs")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TrainError(f"{where}: epochs must be a positive integer, got {epochs!r}")
@@ -112,8 +114,15 @@ def _check_phase(p: Any, i: int) -> dict[str, Any]:
         v = lrs.get(g)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise TrainError(f"{where}: lr for {g!r} must be a positive number, got {v!r}")
-    return {"name": str(p.get("name") or f"phase{i + 1}"), "epochs": epochs, "train": list(train),
-            "lr": {g: float(lrs[g]) for g in train}}
+    out = {"name": str(p.get("name") or f"phase{i + 1}"), "epochs": epochs, "train": list(train),
+           "lr": {g: float(lrs[g]) for g in train}}
+    layers = p.get("student_layers")
+    if layers is not None:  # progressive unfreezing: the student's top N transformer layers only
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1 or "student" not in train:
+            raise TrainError(f"{where}: student_layers must be a positive whole number (the student's top layers "
+                             f"that train) in a phase that trains the student, got {layers!r}")
+        out["student_layers"] = layers
+    return out
 
 
 # "paper": MoCLIP's published settings. "small": sized for a 2-core CPU (a few minutes on a small
@@ -188,7 +197,7 @@ _gather = gather_cat
 
 
 def _set_phase(model: MoCLIP, opt: torch.optim.Optimizer, phase: dict[str, Any]) -> None:
-    model.set_trainable(phase["train"])
+    model.set_trainable(phase["train"], phase.get("student_layers"))
     for g in opt.param_groups:
         if g["name"] not in phase["train"]:
             g["lr"] = 0.0
@@ -206,16 +215,10 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     from motionclip.core.encoders.moclip_student import RUN_KIND, make_student, student_name
 
     data = Path(data)
-    d = setup_distributed()
-    if cfg.batch_size % d.world:
-        raise TrainError(f"batch_size {cfg.batch_size} must be divisible by the {d.world} processes")
-    run = RunDir(out, d, resume, quiet=not progress)
     stop = cfg.epochs if until_epoch is None else min(cfg.epochs, until_epoch)
-    done = run.finished(stop)
+    d, run, done = open_run(out, cfg, resume, progress, epochs=stop)
     if done is not None:
-        run.close()
         return done
-    torch.manual_seed(cfg.seed)
 
     teacher = load_encoder(cfg.teacher, device=d.device, text_only=True)  # frozen, eval mode
     teacher_texts = text_lookup(cfg, teacher, data, d, progress and d.main)
@@ -228,6 +231,9 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
         val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
     except MotionClipError:
         val_set = None
+    if val_set is not None and 0 < cfg.val_max_windows < len(val_set):
+        every = len(val_set) / cfg.val_max_windows
+        val_set.windows = [val_set.windows[int(i * every)] for i in range(cfg.val_max_windows)]
     if len(train_set) < cfg.batch_size:
         raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
                          f"{cfg.batch_size}; lower --batch-size or add data")
@@ -416,6 +422,8 @@ def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
     train.pop("init", None)
     base = {**train, "model_overrides": dict(saved["model"]), "encoder": encoder, "lr": 1e-6, "epochs": 5,
             "init": str(init)}
+    if "warmup_steps" in train:  # the init run's warm-up would hold a short fine-tuning far below its rate
+        base["warmup_steps"] = 0
     base.update({k: v for k, v in overrides.items() if v is not None})
     return load_train_config(None, base)
 
@@ -425,7 +433,8 @@ def cmd_train_finetune(args) -> int:
     from motionclip.train.autoencoder import load_train_config, train_autoencoder
 
     overrides = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every}
+                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
+                 "warmup_steps": args.warmup_steps}
     if args.resume:
         saved = require_section(args.out, "train")
         cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
@@ -483,6 +492,8 @@ def add_parsers(tsub) -> None:
     q.add_argument("--out", type=Path, required=True, metavar="RUN2")
     q.add_argument("--lr", type=positive(float), help="learning rate (default 1e-6)")
     q.add_argument("--epochs", type=int, help="epochs (default 5)")
+    q.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps (default 0: the init run's warm-up "
+                                                    "is not repeated)")
     q.add_argument("--batch-size", type=int)
     q.add_argument("--seed", type=int)
     q.add_argument("--max-steps-per-epoch", type=int)

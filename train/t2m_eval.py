@@ -162,15 +162,23 @@ def _model_extras(model, items: list[dict[str, Any]], actions: list[str], label_
 @torch.no_grad()
 def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, split: str = "test",
                   source: str | None = None, repeats: int = 5, window: tuple[int, int] = (30, 90), stride: int = 15,
-                  batch_size: int = 32, mm_prompts: int = 10, mm_samples: int = 10, progress: bool = True
-                  ) -> dict[str, Any]:
-    """rows: (name, MotionModel or None for the real motions). Returns per-row, per-metric runs and summaries."""
+                  batch_size: int = 32, mm_prompts: int = 10, mm_samples: int = 10, progress: bool = True,
+                  paraphrases: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """rows: (name, MotionModel or None for the real motions). Returns per-row, per-metric runs and summaries.
+
+    paraphrases (action -> wordings, train/paraphrase_eval.py): only windows of those actions; the models
+    generate from one of the action's paraphrases (drawn per repeat) while the evaluator reads the window's
+    own text."""
     from motionclip.core.data.dataset_dir import DatasetIndex
     from motionclip.core.skeleton import neutral_skeleton
     from motionclip.train.evaluate import action_prompt
 
     skeleton = neutral_skeleton()
     windows = _Windows(data, split, window, stride, source)
+    if paraphrases is not None:
+        from motionclip.train.paraphrase_eval import keep_paraphrased
+
+        keep_paraphrased(windows, paraphrases)
     n_items = len(windows.ds)
     if n_items < batch_size:
         raise MotionClipError(f"{data}: split {split!r} gives {n_items} windows, fewer than one R-precision batch of "
@@ -196,14 +204,18 @@ def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, 
         items = windows.draw(r)
         texts = [it["text"] for it in items]
         text_emb = evaluator.encode_text(texts).float().cpu()
+        if paraphrases is not None:
+            from motionclip.train.paraphrase_eval import paraphrase_items
+
+            texts = paraphrase_items(items, paraphrases, r)  # what the models generate from
         perm = torch.randperm(len(items), generator=torch.Generator().manual_seed(r)).tolist()
         mm_texts = list(dict.fromkeys(texts[i] for i in perm))[:mm_prompts]
         for name, model in rows:
             if model is None:
                 motion_emb = _embed_items(evaluator, items)
             else:
-                gen = [_motion_item(model.generate(it["text"], frames=int(it["length"]), seed=r * 100_003 + i), skeleton)
-                       for i, it in enumerate(items)]
+                gen = [_motion_item(model.generate(t, frames=int(it["length"]), seed=r * 100_003 + i), skeleton)
+                       for i, (t, it) in enumerate(zip(texts, items))]
                 motion_emb = _embed_items(evaluator, gen)
             res: dict[str, float] = {}
             hits = []
@@ -231,6 +243,7 @@ def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, 
     if bar is not None:
         bar.close()
     return {"data": str(data), "split": split, "source": source, "repeats": repeats, "windows": n_items,
+            "texts": "paraphrase" if paraphrases is not None else "training",
             "window_frames": list(window), "stride": stride, "batch_size": batch_size, "actions": len(actions),
             "rows": {name: {"runs": m, **{k: _summary(v) for k, v in m.items()}} for name, m in runs.items()}}
 

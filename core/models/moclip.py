@@ -18,6 +18,7 @@ vector (tested). B = batch, T = frames, J = joints (24), P = body parts, D = tex
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -198,13 +199,19 @@ class MoCLIP(nn.Module):
     def group_parameters(self) -> dict[str, list[nn.Parameter]]:
         return {"head": [*self.head.parameters(), self.logit_scale], "student": list(self.student.parameters())}
 
-    def set_trainable(self, groups: list[str] | tuple[str, ...]) -> None:
-        """Train exactly these groups; the others are frozen (a frozen student stays in eval mode)."""
+    def set_trainable(self, groups: list[str] | tuple[str, ...], student_layers: int | None = None) -> None:
+        """Train exactly these groups; the others are frozen (a frozen student stays in eval mode).
+
+        student_layers: progressive unfreezing - only the student's top k transformer layers (and the
+        weights above them, such as a final norm or projection) train; None trains the whole student."""
         for name, params in self.group_parameters().items():
             for p in params:
                 p.requires_grad_(name in groups)
         if "student" in groups:
             self.student.unfreeze()
+            if student_layers is not None:
+                for p in student_frozen_parameters(self.student, student_layers):
+                    p.requires_grad_(False)
         else:
             self.student.freeze()
 
@@ -218,6 +225,37 @@ class MoCLIP(nn.Module):
         if texts is not None:
             out["text"] = self.student.encode_text(texts, to_cpu=False)
         return out
+
+
+_LAYER = re.compile(r"\.(?:layer|layers|resblocks|h|blocks)\.(\d+)\.")
+
+
+def student_layer_of(name: str) -> int | None:
+    """The transformer layer a text-encoder parameter belongs to (by its name), or None."""
+    m = _LAYER.search(f".{name}")
+    return int(m.group(1)) if m else None
+
+
+def student_num_layers(student: nn.Module) -> int:
+    layers = [student_layer_of(n) for n, _ in student.named_parameters()]
+    return max((i for i in layers if i is not None), default=-1) + 1
+
+
+def student_frozen_parameters(student: nn.Module, top_layers: int) -> list[nn.Parameter]:
+    """The parameters that stay frozen when only the top `top_layers` layers of `student` train: the lower
+    layers and the embeddings (parameters outside the layers whose name says "embed"). Parameters outside
+    the layers otherwise (final norm, projection, an unused pooler) train with the top layers."""
+    n = student_num_layers(student)
+    if n == 0:
+        raise MotionClipError(f"progressive unfreezing: found no numbered transformer layers in {student!r}")
+    if isinstance(top_layers, bool) or not isinstance(top_layers, int) or top_layers < 1:
+        raise MotionClipError(f"student_layers must be a positive whole number, got {top_layers!r}")
+    out = []
+    for name, p in student.named_parameters():
+        i = student_layer_of(name)
+        if (i is not None and i < n - top_layers) or (i is None and "embed" in name and top_layers < n):
+            out.append(p)
+    return out
 
 
 def moclip_loss(motion: Tensor, student: Tensor, teacher: Tensor, logit_scale: Tensor,
