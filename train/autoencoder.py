@@ -180,7 +180,6 @@ def _mpjpe_mm(batch: dict[str, Any], out: dict[str, torch.Tensor], skeleton) -> 
 def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False,
                       progress: bool = True) -> dict[str, Any]:
     """Train; returns the final metrics. Writes the run directory at `out` (see motionclip.core.run)."""
-    from motionclip.core.data.windows import MotionWindows, SameLengthBatches, collate_motion
     from motionclip.core.encoders import load_encoder
 
     data = Path(data)
@@ -193,6 +192,53 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     images, image_why = _image_lookup(cfg, encoder, data)
     if progress and d.main:
         print(f"image loss: {'on' if images is not None else 'off'} ({image_why})")
+    train_set, val_set, sampler, loader = _data_loaders(data, cfg, d)
+    model, model_cfg, lineage = _build_model(cfg, encoder, train_set, resume, d.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_epoch, step = run.load_checkpoint(model, opt) if resume else (0, 0)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
+    skeleton = neutral_skeleton()
+    weights = LossWeights(**cfg.loss)
+
+    run_config = {"model": model_cfg.to_dict(), "encoder": {"spec": cfg.encoder, **encoder.identity()},
+                  "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps,
+                                                   "train_windows": len(train_set)},
+                  "world_size": d.world, "parameters": model.num_parameters(),
+                  "image_loss": {"on": images is not None, "source": image_why}}
+    run.start(run_config)
+    metrics: dict[str, Any] = {}
+    steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    epochs = _Epochs(ddp, model, opt, cfg, d, texts_to_emb, images, skeleton, weights, steps_per_epoch * cfg.epochs)
+    for epoch in range(start_epoch, cfg.epochs):
+        # Everything random in this epoch follows from (seed, epoch): exact resume.
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        model.train()
+        t0 = time.perf_counter()
+        step, sums, z_norm, n = epochs.run(loader, steps_per_epoch, step, epoch,
+                                           f"epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None)
+        seconds = time.perf_counter() - t0
+        train_m = all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
+        train_m["latent_norm"] = all_mean({"z": z_norm / max(n, 1)}, d)["z"]
+        val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d, images) if val_set else {}
+        metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
+                   "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
+        run.log(metrics)
+        if epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0:
+            if d.main:
+                run_config.update(metrics=metrics, latent_norm=metrics["latent_norm"],
+                                  lineage=lineage + [_lineage_entry(run, cfg, metrics)])
+            run.commit(model, opt, epoch + 1, step, run_config)
+        barrier(d)
+    run.close()
+    return metrics
+
+
+def _data_loaders(data: Path, cfg: TrainConfig, d: Dist):
+    """The train and val windows (val is None when no clip is long enough), the sampler and the train loader."""
+    from motionclip.core.data.windows import MotionWindows, SameLengthBatches, collate_motion
+
     window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
     train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None,
                               mirror_prob=cfg.mirror_prob, seed=cfg.seed)
@@ -212,13 +258,15 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     else:
         loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate_motion,
                             num_workers=cfg.num_workers, drop_last=True)
+    return train_set, val_set, sampler, loader
 
+
+def _build_model(cfg: TrainConfig, encoder, train_set, resume: bool, device) -> tuple[MotionCLIP, Any, list[dict[str, Any]]]:
+    """The model (with --init's weights, or fresh normalization statistics), its config and the weights' lineage."""
     model_cfg = config_from_preset(cfg.model, **{"latent_dim": encoder.dim, **cfg.model_overrides})
     if model_cfg.latent_dim != encoder.dim:
         raise TrainError(f"latent_dim {model_cfg.latent_dim} must equal the text encoder's dimension {encoder.dim}")
-    model = MotionCLIP(model_cfg).to(d.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch, step = 0, 0
+    model = MotionCLIP(model_cfg).to(device)
     init_cfg = read_config(cfg.init) if cfg.init else {}
     lineage: list[dict[str, Any]] = list(init_cfg.get("lineage", []))  # trainings of these weights, oldest first
     if cfg.init and not resume:  # fine-tuning: start from another run's weights (same model config)
@@ -228,51 +276,49 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         load_state_into(model, load_weights(Path(cfg.init) / WEIGHTS)[0], str(Path(cfg.init) / WEIGHTS))
     if model_cfg.normalize and not cfg.init and not resume:  # init / resume bring their statistics with the weights
         model.set_normalization(*feature_statistics(model, train_set, cfg.stat_windows, cfg.seed))
-    if resume:
-        start_epoch, step = run.load_checkpoint(model, opt)
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
-    skeleton = neutral_skeleton()
-    weights = LossWeights(**cfg.loss)
-    amp = cfg.amp and d.device.type == "cuda"
+    return model, model_cfg, lineage
 
-    run_config = {"model": model_cfg.to_dict(), "encoder": {"spec": cfg.encoder, **encoder.identity()},
-                  "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps,
-                                                   "train_windows": len(train_set)},
-                  "world_size": d.world, "parameters": model.num_parameters(),
-                  "image_loss": {"on": images is not None, "source": image_why}}
-    run.start(run_config)
-    metrics: dict[str, Any] = {}
-    steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-    total_steps = steps_per_epoch * cfg.epochs
-    for epoch in range(start_epoch, cfg.epochs):
-        # Everything random in this epoch follows from (seed, epoch): exact resume.
-        torch.manual_seed(cfg.seed * 1000 + epoch)
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        model.train()
+
+@dataclass
+class _Epochs:
+    """What every optimizer step of a run uses."""
+    ddp: Any
+    model: MotionCLIP
+    opt: torch.optim.Optimizer
+    cfg: TrainConfig
+    d: Dist
+    texts_to_emb: Any
+    images: Any
+    skeleton: Any
+    weights: LossWeights
+    total_steps: int
+
+    def run(self, loader, steps: int, step: int, epoch: int, desc: str | None):
+        """One epoch of optimizer steps; returns (step, summed losses, summed latent norm, batches)."""
+        cfg, d, opt = self.cfg, self.d, self.opt
+        amp = cfg.amp and d.device.type == "cuda"
         sums: dict[str, float] = {}
-        n, z_norm, t0 = 0, 0.0, time.perf_counter()
-        steps = steps_per_epoch
+        n, z_norm = 0, 0.0
         bar = None
-        if progress and d.main:
+        if desc:
             from tqdm import tqdm
-            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+            bar = tqdm(total=steps, desc=desc, unit="batch")
         for i, batch in enumerate(loader):
             if i >= steps:
                 break
             batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-            text_emb = texts_to_emb(batch["text"]).to(d.device)
-            image_emb = images.batch(batch, epoch).to(d.device) if images is not None else None
+            text_emb = self.texts_to_emb(batch["text"]).to(d.device)
+            image_emb = self.images.batch(batch, epoch).to(d.device) if self.images is not None else None
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-                out = ddp(batch)
-            losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, skeleton.to(d.device),
-                                     text_emb=text_emb, image_emb=image_emb, weights=weights)
+                out = self.ddp(batch)
+            losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, self.skeleton.to(d.device),
+                                     text_emb=text_emb, image_emb=image_emb, weights=self.weights)
             for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, step, total_steps)
+                group["lr"] = lr_at(cfg, step, self.total_steps)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             opt.step()
             crash_point("step")
             step += 1
@@ -285,21 +331,7 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
                 bar.update(1)
         if bar is not None:
             bar.close()
-        seconds = time.perf_counter() - t0
-        train_m = all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
-        train_m["latent_norm"] = all_mean({"z": z_norm / max(n, 1)}, d)["z"]
-        val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d, images) if val_set else {}
-        metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
-                   "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
-        run.log(metrics)
-        if epoch + 1 == cfg.epochs or (epoch + 1) % cfg.checkpoint_every == 0:
-            if d.main:
-                run_config.update(metrics=metrics, latent_norm=metrics["latent_norm"],
-                                  lineage=lineage + [_lineage_entry(run, cfg, metrics)])
-            run.commit(model, opt, epoch + 1, step, run_config)
-        barrier(d)
-    run.close()
-    return metrics
+        return step, sums, z_norm, n
 
 
 @torch.no_grad()
