@@ -145,7 +145,7 @@ def _marker(text: str, mark: str, start: int = 0) -> re.Match | None:
 
 def update_readme(readme: Path, snippet: str) -> None:
     """Put `snippet` between the gallery marker lines of `readme` (a lone `<!-- gallery -->` line opens them)."""
-    from motionclip.core.motion import atomic_write_text
+    from motionclip.core.files import atomic_write_text
 
     text = readme.read_text(encoding="utf-8")
     begin = _marker(text, MARK_BEGIN)
@@ -250,7 +250,7 @@ def cmd_gallery(args) -> int:
     settings = f", {args.seconds:g} s per motion" + (f", seed {args.seed}" if args.seed is not None else "")
     what = "the built-in model" if args.checkpoint is None else f"the model in `{args.checkpoint}`"
     from motionclip.core import __version__
-    from motionclip.core.motion import atomic_write_text
+    from motionclip.core.files import atomic_write_text
 
     info = {"model": model.name, "motionclip": __version__, "seconds": args.seconds, "seed": args.seed,
             "frames_per_sheet": args.frames_per_sheet, "size": args.size, "azimuth": args.azimuth,

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .. import rotations as R
-from ..motion import Motion, atomic_write_text
+from ..files import atomic_write_text
+from ..motion import Motion
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 from ..errors import MotionClipError
 from .limits import MAX_ABS_VALUE, MAX_CHANNELS_PER_JOINT, LimitError, check_count, check_fps, read_bytes
