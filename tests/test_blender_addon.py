@@ -261,8 +261,7 @@ def test_zip_holds_the_addon_protocol_and_backend(addon_zip) -> None:
         assert {"motionclip_blender/__init__.py", "motionclip_blender/blender_manifest.toml",
                 "motionclip_blender/batch.py", "motionclip_blender/protocol.py",
                 "motionclip_blender/backend/pyproject.toml", "motionclip_blender/backend/core/protocol.py",
-                "motionclip_blender/backend/core/server.py" if (REPO / "core/server.py").exists() else
-                "motionclip_blender/backend/core/cli.py"} <= names
+                "motionclip_blender/backend/core/server/app.py", "motionclip_blender/backend/core/cli.py"} <= names
         # The wire protocol is the backend's own file, byte for byte.
         assert zf.read("motionclip_blender/protocol.py") == (REPO / "core" / "protocol.py").read_bytes()
         # So are the scene pieces both headless Blender pipelines share.
