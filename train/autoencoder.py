@@ -21,15 +21,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from motionclip.core.errors import MotionClipError, read_json
+from motionclip.core.errors import read_json
 from motionclip.core.losses import LossWeights, motionclip_loss
 from motionclip.core.models.motionclip import PRESETS as MODEL_PRESETS
 from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
 from motionclip.core.rotations import rot6d_to_matrix
 from motionclip.core.run import WEIGHTS, crash_point, load_state_into, load_weights, read_config
 from motionclip.core.skeleton import neutral_skeleton
-from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, all_sum, barrier, open_run,
-                                   text_lookup)
+from motionclip.train.runs import (ConfigBase, Dist, EpochBatches, LossSums, RunDir, TrainError, all_mean, all_sum,
+                                   barrier, open_run, text_lookup, train_val_windows)
 
 
 @dataclass
@@ -216,10 +216,11 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         train_set.set_epoch(epoch)
         model.train()
         t0 = time.perf_counter()
-        step, sums, z_norm, n = epochs.run(loader, steps_per_epoch, step, epoch,
-                                           f"epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None)
+        desc = f"epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None
+        step, sums, z_norm = epochs.run(EpochBatches(loader, steps_per_epoch, d, desc), step, epoch)
         seconds = time.perf_counter() - t0
-        train_m = all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
+        n = sums.n
+        train_m = sums.means(d)
         train_m["latent_norm"] = all_mean({"z": z_norm / max(n, 1)}, d)["z"]
         val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d, images) if val_set else {}
         metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
@@ -237,15 +238,9 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
 
 def _data_loaders(data: Path, cfg: TrainConfig, d: Dist):
     """The train and val windows (val is None when no clip is long enough), the sampler and the train loader."""
-    from motionclip.core.data.windows import MotionWindows, SameLengthBatches, collate_motion
+    from motionclip.core.data.windows import SameLengthBatches, collate_motion
 
-    window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
-    train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None,
-                              mirror_prob=cfg.mirror_prob, seed=cfg.seed)
-    try:
-        val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
-    except MotionClipError:
-        val_set = None  # a small dataset may have no validation clip long enough
+    train_set, val_set = train_val_windows(data, cfg)
     local_batch = cfg.batch_size // d.world
     if len(train_set) < cfg.batch_size:
         raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
@@ -293,20 +288,13 @@ class _Epochs:
     weights: LossWeights
     total_steps: int
 
-    def run(self, loader, steps: int, step: int, epoch: int, desc: str | None):
-        """One epoch of optimizer steps; returns (step, summed losses, summed latent norm, batches)."""
+    def run(self, batches: EpochBatches, step: int, epoch: int) -> tuple[int, LossSums, float]:
+        """One epoch of optimizer steps; returns (step, the summed losses, the summed latent norm)."""
         cfg, d, opt = self.cfg, self.d, self.opt
         amp = cfg.amp and d.device.type == "cuda"
-        sums: dict[str, float] = {}
-        n, z_norm = 0, 0.0
-        bar = None
-        if desc:
-            from tqdm import tqdm
-            bar = tqdm(total=steps, desc=desc, unit="batch")
-        for i, batch in enumerate(loader):
-            if i >= steps:
-                break
-            batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        sums = LossSums()
+        z_norm = 0.0
+        for batch in batches:
             text_emb = self.texts_to_emb(batch["text"]).to(d.device)
             image_emb = self.images.batch(batch, epoch).to(d.device) if self.images is not None else None
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
@@ -322,16 +310,10 @@ class _Epochs:
             opt.step()
             crash_point("step")
             step += 1
-            n += 1
             z_norm += float(out["z"].detach().float().norm(dim=-1).mean())
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            if bar is not None:
-                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        return step, sums, z_norm, n
+            sums.add(losses)
+            batches.done(losses["total"])
+        return step, sums, z_norm
 
 
 @torch.no_grad()
