@@ -28,8 +28,9 @@ from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
 from motionclip.core.rotations import rot6d_to_matrix
 from motionclip.core.run import WEIGHTS, crash_point, load_state_into, load_weights, read_config
 from motionclip.core.skeleton import neutral_skeleton
-from motionclip.train.runs import (ConfigBase, Dist, EpochBatches, LossSums, RunDir, TrainError, all_mean, all_sum,
-                                   barrier, open_run, text_lookup, train_val_windows)
+from motionclip.train.epochs import EpochBatches, LossSums, train_val_windows
+from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, all_sum, barrier, open_run,
+                                   text_lookup)
 
 
 @dataclass

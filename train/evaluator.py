@@ -24,8 +24,8 @@ from torch.utils.data import Sampler
 from motionclip.core.errors import read_json
 from motionclip.core.models.evaluator import EvaluatorConfig, TextMotionEvaluator, build_vocab, matching_loss
 from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
-from motionclip.train.runs import (ConfigBase, Dist, EpochBatches, LossSums, RunDir, TrainError, barrier, gather_cat,
-                                   gather_list, open_run, train_val_windows)
+from motionclip.train.epochs import EpochBatches, LossSums, train_val_windows
+from motionclip.train.runs import ConfigBase, Dist, RunDir, TrainError, barrier, gather_cat, gather_list, open_run
 
 RUN_KIND = "evaluator"
 
