@@ -94,12 +94,6 @@ def wait_ready(client, seconds: float = 300.0):
             time.sleep(0.5)
 
 
-def has_backend(python: str) -> bool:
-    proc = subprocess.run([resolve_python(python), "-c", "import motionclip.core.cli"], capture_output=True,
-                          timeout=120)
-    return proc.returncode == 0
-
-
 def install(python: str) -> str:
     """pip-install the bundled backend with its serving extras into ``python``; returns pip's tail."""
     cmd = [resolve_python(python), "-m", "pip", "install", f"{source_spec()}[serve]"]

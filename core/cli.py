@@ -79,21 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except MotionClipError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"error: {exc.filename}: no such file", file=sys.stderr)
-        return 1
-    except PermissionError as exc:
-        print(f"error: {exc.filename}: permission denied ({exc.strerror}); choose a path you can write", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (MotionClipError, OSError) as exc:
+        print(f"error: {_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _error_line(exc: MotionClipError | OSError) -> str:
+    """What `error: ...` says for a refusal or a file that cannot be used."""
+    if isinstance(exc, MotionClipError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: no such file"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied ({exc.strerror}); choose a path you can write"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import Tensor
 
 from . import rotations as R
 from .errors import MotionClipError
+from .files import atomic_write_bytes
 from .skeleton import MIRROR, NUM_JOINTS, Skeleton, neutral_skeleton
 
 FORMAT_VERSION = 1
@@ -264,26 +264,3 @@ def facing_from_joints(joints: Tensor) -> Tensor:
     fwd = torch.cross(left, up.expand_as(left), dim=-1)  # +X x +Y = +Z
     fwd = fwd * torch.tensor([1.0, 0.0, 1.0], dtype=joints.dtype)
     return fwd / fwd.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(Path(path), text.encode("utf-8"))

@@ -181,10 +181,6 @@ def axis_angle_to_rot6d(aa: Tensor) -> Tensor:
     return matrix_to_rot6d(axis_angle_to_matrix(aa))
 
 
-def rot6d_to_axis_angle(d6: Tensor) -> Tensor:
-    return matrix_to_axis_angle(rot6d_to_matrix(d6))
-
-
 # --- Euler (BVH) ---------------------------------------------------------------------------------
 
 _AXIS = {"X": 0, "Y": 1, "Z": 2}

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .errors import MotionClipError, read_json
-from .motion import atomic_write_bytes, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text
 
 RUN_FORMAT = "motionclip-run"
 CONFIG = "config.json"

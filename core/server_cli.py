@@ -9,19 +9,17 @@ from pathlib import Path
 
 
 def add_serve(p: argparse.ArgumentParser) -> None:
-    from .argtypes import int_at_least, port, seconds
+    from .argtypes import describe, int_at_least, port, seconds
     from .netconf import ALLOW_REMOTE_FLAG, DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV
 
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = ("Hold a trained model in memory and answer JSON requests: GET /health, POST /generate, "
-                    "/interpolate, /edit, /recognize; the schema is at /openapi.json. Listens on 127.0.0.1 "
-                    "(this machine only) unless --host says otherwise. Stop it with Ctrl+C or SIGTERM.")
-    p.epilog = ("examples:\n"
-                "  motionclip serve --checkpoint runs/small\n"
-                f"  curl -s localhost:{DEFAULT_PORT}/health\n"
-                "  curl -s -H 'Content-Type: application/json' -d '{\"prompt\": \"a person waves\", \"frames\": 90}' "
-                f"localhost:{DEFAULT_PORT}/generate\n"
-                f"  motionclip generate \"a person waves\" --out wave.json --server http://127.0.0.1:{DEFAULT_PORT}")
+    describe(p, ("Hold a trained model in memory and answer JSON requests: GET /health, POST /generate, "
+                 "/interpolate, /edit, /recognize; the schema is at /openapi.json. Listens on 127.0.0.1 "
+                 "(this machine only) unless --host says otherwise. Stop it with Ctrl+C or SIGTERM."),
+             ["motionclip serve --checkpoint runs/small",
+              f"curl -s localhost:{DEFAULT_PORT}/health",
+              "curl -s -H 'Content-Type: application/json' -d '{\"prompt\": \"a person waves\", \"frames\": 90}' "
+              f"localhost:{DEFAULT_PORT}/generate",
+              f"motionclip generate \"a person waves\" --out wave.json --server http://127.0.0.1:{DEFAULT_PORT}"])
     p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 opens it to the "

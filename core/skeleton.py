@@ -25,7 +25,6 @@ MIRROR: tuple[int, ...] = tuple(
 )
 # HumanML3D and most text-to-motion tools use the first 22 joints (no hands).
 BODY_JOINTS = 22
-FOOT_JOINTS = tuple(JOINT_NAMES.index(n) for n in ("L_Ankle", "R_Ankle", "L_Foot", "R_Foot"))
 
 # Built-in neutral rest skeleton (metres, Y up, facing +Z), joint positions in SMPL order.
 # Source: the neutral-shape SMPL-X joint calibration shipped with the Apache-2.0 package

@@ -69,15 +69,15 @@ def cmd_convert_smpl(args) -> int:
 
 
 def add_convert_smpl(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = ("Read an SMPL-family model file (.pkl, or .npz with pickled entries) without running code "
-                     "and write its arrays to an .npz that loads with numpy.load(allow_pickle=False). Chumpy arrays "
-                     "and sparse matrices become plain arrays; entries that are not arrays are left out. The "
-                     "output is checked by loading it as a model. Its name (or folder) must say smpl, smplh or "
-                     "smplx, as the input's does.")
-    p.epilog = ("examples:\n"
-                "  motionclip convert-smpl basicModel_neutral_lbs_10_207_0_v1.0.0.pkl SMPL_NEUTRAL.npz\n"
-                "  motionclip convert-smpl models/smplx/SMPLX_NEUTRAL.npz models/smplx/SMPLX_NEUTRAL_plain.npz")
+    from .argtypes import describe
+
+    describe(p, ("Read an SMPL-family model file (.pkl, or .npz with pickled entries) without running code "
+                 "and write its arrays to an .npz that loads with numpy.load(allow_pickle=False). Chumpy arrays "
+                 "and sparse matrices become plain arrays; entries that are not arrays are left out. The "
+                 "output is checked by loading it as a model. Its name (or folder) must say smpl, smplh or "
+                 "smplx, as the input's does."),
+             ["motionclip convert-smpl basicModel_neutral_lbs_10_207_0_v1.0.0.pkl SMPL_NEUTRAL.npz",
+              "motionclip convert-smpl models/smplx/SMPLX_NEUTRAL.npz models/smplx/SMPLX_NEUTRAL_plain.npz"])
     p.add_argument("input", type=Path, metavar="IN", help="the model file (.pkl or .npz)")
     p.add_argument("output", type=Path, nargs="?", metavar="OUT",
                    help="the .npz to write (default: IN with .npz; IN_plain.npz when IN is an .npz)")

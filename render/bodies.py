@@ -186,7 +186,7 @@ def _mannequin_mesh(max_faces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     its skin weights [V, J] over its own joints, and the joints' bind positions [J, 3]."""
     Mannequin = _import_mannequin()
     m = Mannequin("wooden")
-    # mannequin-x 0.3 keeps its skinning data private; tests/test_render_bodies.py checks that this
+    # mannequin-x 0.3 keeps its skinning data private; tests/test_render.py checks that this
     # skinning reproduces Mannequin.vertices() for random poses.
     verts = np.asarray(m._identity["skin_vertices"], np.float64)
     bind = np.asarray(m._identity["skin_bind_positions"], np.float32)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from motionclip.core.encoders.cache import CACHE_DIR, slug
-from motionclip.core.motion import atomic_write_bytes, atomic_write_text
+from motionclip.core.files import atomic_write_bytes, atomic_write_text
 
 FORMAT = "motionclip-image-embeddings"
 VERSION = 1

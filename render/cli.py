@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from motionclip.core.argtypes import frame_list, image_size, int_at_least
+from motionclip.core.argtypes import describe, frame_list, image_size, int_at_least
 
 
 def _renderer_args(p: argparse.ArgumentParser) -> None:
@@ -31,16 +31,14 @@ def _renderer_options(args) -> dict:
 
 
 def add_render(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = ("Render a motion (any readable motion file: BVH, AMASS npz, JSON, .motion, DeepMimic) headless. "
-                    "The camera keeps the whole body in frame over the whole clip; a floor and lights are added. "
-                    "Output by --out: FILE.mp4 (H.264, ffmpeg from imageio-ffmpeg), FILE.gif, a folder (one PNG per "
-                    "frame), or FILE.png with --contact-sheet (a grid of frames in one picture).")
-    p.epilog = ("examples:\n"
-                "  motionclip render walk.bvh --out walk.mp4\n"
-                "  motionclip render walk.bvh --out sheet.png --contact-sheet --frames 0:120:10\n"
-                "  motionclip render wave.json --out frames/ --renderer blender --body skeleton --size 512\n"
-                "  motionclip render wave.json --out wave.mp4 --renderer blender --engine cycles --samples 16")
+    describe(p, ("Render a motion (any readable motion file: BVH, AMASS npz, JSON, .motion, DeepMimic) headless. "
+                 "The camera keeps the whole body in frame over the whole clip; a floor and lights are added. "
+                 "Output by --out: FILE.mp4 (H.264, ffmpeg from imageio-ffmpeg), FILE.gif, a folder (one PNG per "
+                 "frame), or FILE.png with --contact-sheet (a grid of frames in one picture)."),
+             ["motionclip render walk.bvh --out walk.mp4",
+              "motionclip render walk.bvh --out sheet.png --contact-sheet --frames 0:120:10",
+              "motionclip render wave.json --out frames/ --renderer blender --body skeleton --size 512",
+              "motionclip render wave.json --out wave.mp4 --renderer blender --engine cycles --samples 16"])
     p.add_argument("motion", type=Path, metavar="MOTION_FILE")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.mp4|FILE.gif|DIR|FILE.png")
     _renderer_args(p)
@@ -62,18 +60,16 @@ def add_render(p: argparse.ArgumentParser) -> None:
 
 
 def add_embed_frames(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = ("For every clip of the dataset, render the chosen frames (and the same frames of the mirrored "
-                    "clip) as a plain body on white, embed them with the CLIP image tower, and store them in "
-                    "DIR/cache/images-<encoder>-<fingerprint>-<settings>/, one file per clip. `train autoencoder` "
-                    "with the same encoder then adds the image loss. Re-running skips finished clips; the cache "
-                    "counts as complete only when every clip is done (COMPLETE.json, written last).")
-    p.epilog = ("examples:\n"
-                "  motionclip embed-frames --data data --encoder clip:ViT-B/32\n"
-                "  motionclip embed-frames --data data --encoder clip:/models/ViT-B-32.pt --policy random:4 --workers 2\n"
-                "notes:\n"
-                "  CLIP weights load from local files only (~/.cache/clip/ViT-B-32.pt or $MOTIONCLIP_CLIP_DIR);\n"
-                "  clip-random:ViT-B/32 (random weights) exists for timing only: its embeddings mean nothing.")
+    describe(p, ("For every clip of the dataset, render the chosen frames (and the same frames of the mirrored "
+                 "clip) as a plain body on white, embed them with the CLIP image tower, and store them in "
+                 "DIR/cache/images-<encoder>-<fingerprint>-<settings>/, one file per clip. `train autoencoder` "
+                 "with the same encoder then adds the image loss. Re-running skips finished clips; the cache "
+                 "counts as complete only when every clip is done (COMPLETE.json, written last)."),
+             ["motionclip embed-frames --data data --encoder clip:ViT-B/32",
+              "motionclip embed-frames --data data --encoder clip:/models/ViT-B-32.pt --policy random:4 --workers 2"],
+             after="\nnotes:\n"
+                   "  CLIP weights load from local files only (~/.cache/clip/ViT-B-32.pt or $MOTIONCLIP_CLIP_DIR);\n"
+                   "  clip-random:ViT-B/32 (random weights) exists for timing only: its embeddings mean nothing.")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="a dataset directory")
     p.add_argument("--encoder", default="clip:ViT-B/32", metavar="SPEC",
                    help="a CLIP encoder spec (default clip:ViT-B/32); the trainer must use the same one")

@@ -163,19 +163,12 @@ def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", setting
     encoder: a spec for motionclip.core.encoders.load_encoder, or a loaded encoder with an image tower.
     workers: render processes (0 renders in this process; None: default_workers())."""
     from motionclip.core.data.dataset_dir import DatasetIndex
-    from motionclip.core.encoders import load_encoder
 
     settings = settings or EmbedSettings()
     workers = default_workers() if workers is None else int(workers)
     data = Path(data)
     index = DatasetIndex.load(data)
-    enc = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
-    if not enc.has_image:
-        raise RenderError(f"encoder {enc.name} has no image tower: embed-frames needs a CLIP encoder "
-                          f"(clip:ViT-B/32, clip:/path/to/ViT-B-32.pt, or clip-random:ViT-B/32 for timing only)")
-    if settings.renderer == "blender":  # a missing Blender fails before any work
-        from .blender_backend import find_blender
-        find_blender((renderer_options or {}).get("blender"))
+    enc = _image_encoder(encoder, device, settings, renderer_options)
     sdict = settings.to_dict()
     fp = enc.image_fingerprint
     folder = C.cache_folder(data, enc.name, fp, sdict)
@@ -215,31 +208,9 @@ def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", setting
         renderer_options["shading"] = settings.shading
     init = (sdict, str(data), smpl_model, renderer_options)
     if workers <= 0:
-        _init_worker(*init)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        for clip_id, frames in todo:
-            try:
-                finish(*_render_clip(clip_id, frames))
-            except MotionClipError as exc:
-                failed[clip_id] = str(exc)
+        _render_here(todo, init, finish, failed)
     else:
-        ctx = mp.get_context("spawn")  # a fresh process per worker: its own OpenGL context, no forked torch
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
-            pending: dict[Any, str] = {}
-            queue = list(todo)
-            while queue or pending:
-                while queue and len(pending) < 2 * workers:
-                    clip_id, frames = queue.pop(0)
-                    pending[pool.submit(_render_clip, clip_id, frames)] = clip_id
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    clip_id = pending.pop(fut)
-                    try:
-                        finish(*fut.result())
-                    except MotionClipError as exc:
-                        failed[clip_id] = str(exc)
-                    except Exception as exc:  # a worker crash (e.g. OpenGL) loses only that clip
-                        failed[clip_id] = f"{type(exc).__name__}: {exc}"
+        _render_in_workers(todo, workers, init, finish, failed)
     if bar is not None:
         bar.close()
     complete = False
@@ -247,6 +218,53 @@ def embed_frames(data: str | Path, encoder: str | Any = "clip:ViT-B/32", setting
         C.mark_complete(folder, enc.name, fp, enc.dim, sdict, hashes)
         complete = True
     return EmbedReport(folder, len(hashes), done_before, rendered, images, time.perf_counter() - t0, failed, complete)
+
+
+def _image_encoder(encoder: str | Any, device: str | None, settings: EmbedSettings, renderer_options: dict | None):
+    """The loaded encoder, once it is known to have an image tower and the renderer to be there."""
+    from motionclip.core.encoders import load_encoder
+
+    enc = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
+    if not enc.has_image:
+        raise RenderError(f"encoder {enc.name} has no image tower: embed-frames needs a CLIP encoder "
+                          f"(clip:ViT-B/32, clip:/path/to/ViT-B-32.pt, or clip-random:ViT-B/32 for timing only)")
+    if settings.renderer == "blender":  # a missing Blender fails before any work
+        from .blender_backend import find_blender
+        find_blender((renderer_options or {}).get("blender"))
+    return enc
+
+
+def _render_here(todo: list[tuple[str, list[int]]], init: tuple, finish, failed: dict[str, str]) -> None:
+    """Render the clips in this process, one after the other; a clip that fails is noted in `failed`."""
+    _init_worker(*init)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    for clip_id, frames in todo:
+        try:
+            finish(*_render_clip(clip_id, frames))
+        except MotionClipError as exc:
+            failed[clip_id] = str(exc)
+
+
+def _render_in_workers(todo: list[tuple[str, list[int]]], workers: int, init: tuple, finish,
+                       failed: dict[str, str]) -> None:
+    """Render the clips in `workers` processes, two clips queued per worker; failures go to `failed`."""
+    ctx = mp.get_context("spawn")  # a fresh process per worker: its own OpenGL context, no forked torch
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
+        pending: dict[Any, str] = {}
+        queue = list(todo)
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:
+                clip_id, frames = queue.pop(0)
+                pending[pool.submit(_render_clip, clip_id, frames)] = clip_id
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                clip_id = pending.pop(fut)
+                try:
+                    finish(*fut.result())
+                except MotionClipError as exc:
+                    failed[clip_id] = str(exc)
+                except Exception as exc:  # a worker crash (e.g. OpenGL) loses only that clip
+                    failed[clip_id] = f"{type(exc).__name__}: {exc}"
 
 
 def _encode(enc, images: np.ndarray, batch_size: int) -> torch.Tensor:

@@ -145,7 +145,7 @@ def _marker(text: str, mark: str, start: int = 0) -> re.Match | None:
 
 def update_readme(readme: Path, snippet: str) -> None:
     """Put `snippet` between the gallery marker lines of `readme` (a lone `<!-- gallery -->` line opens them)."""
-    from motionclip.core.motion import atomic_write_text
+    from motionclip.core.files import atomic_write_text
 
     text = readme.read_text(encoding="utf-8")
     begin = _marker(text, MARK_BEGIN)
@@ -179,20 +179,18 @@ def write_small_png(image, path: Path, colors: int = 128) -> Path:
 
 
 def add_gallery(p: argparse.ArgumentParser) -> None:
-    from motionclip.core.argtypes import int_at_least, positive
+    from motionclip.core.argtypes import describe, int_at_least, positive
 
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.description = ("Generate a motion for each prompt with the model (default: the built-in one) and render it as "
-                    "a contact sheet: one row of frames spread evenly over the clip (the mannequin, a camera that "
-                    "follows the body or one fitted to the whole clip, floor on), one small PNG per prompt. Writes "
-                    "DIR/NN-<prompt>.png, DIR/gallery.json (per prompt: mean ankle and wrist speeds relative to the "
-                    "pelvis, root speed and travel, the wrists' highest point above the head), DIR/README.md (each "
-                    "image under its prompt) and DIR/snippet.md (the same, linked from the current folder: run "
-                    "from the repository root and paste it into README.md, or pass --readme README.md).")
-    p.epilog = ("default prompts:\n" + "".join(f"  {p}\n" for p in DEFAULT_PROMPTS) +
-                "examples:\n"
-                "  motionclip gallery --out docs/gallery --readme README.md\n"
-                "  motionclip gallery --out /tmp/gallery --checkpoint runs/big --prompts prompts.txt --seconds 3")
+    describe(p, ("Generate a motion for each prompt with the model (default: the built-in one) and render it as "
+                 "a contact sheet: one row of frames spread evenly over the clip (the mannequin, a camera that "
+                 "follows the body or one fitted to the whole clip, floor on), one small PNG per prompt. Writes "
+                 "DIR/NN-<prompt>.png, DIR/gallery.json (per prompt: mean ankle and wrist speeds relative to the "
+                 "pelvis, root speed and travel, the wrists' highest point above the head), DIR/README.md (each "
+                 "image under its prompt) and DIR/snippet.md (the same, linked from the current folder: run "
+                 "from the repository root and paste it into README.md, or pass --readme README.md)."),
+             ["motionclip gallery --out docs/gallery --readme README.md",
+              "motionclip gallery --out /tmp/gallery --checkpoint runs/big --prompts prompts.txt --seconds 3"],
+             before="default prompts:\n" + "".join(f"  {p}\n" for p in DEFAULT_PROMPTS))
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--checkpoint", type=Path, metavar="RUN", help="a run directory (default: the built-in model)")
     p.add_argument("--prompts", type=Path, metavar="FILE",
@@ -250,7 +248,7 @@ def cmd_gallery(args) -> int:
     settings = f", {args.seconds:g} s per motion" + (f", seed {args.seed}" if args.seed is not None else "")
     what = "the built-in model" if args.checkpoint is None else f"the model in `{args.checkpoint}`"
     from motionclip.core import __version__
-    from motionclip.core.motion import atomic_write_text
+    from motionclip.core.files import atomic_write_text
 
     info = {"model": model.name, "motionclip": __version__, "seconds": args.seconds, "seed": args.seed,
             "frames_per_sheet": args.frames_per_sheet, "size": args.size, "azimuth": args.azimuth,

@@ -15,7 +15,6 @@ import numpy as np
 
 from .bodies import RenderError
 
-VIDEO_SUFFIXES = (".mp4", ".gif")
 IMAGE_SUFFIXES = (".png",)
 
 

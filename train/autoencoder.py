@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from motionclip.core.errors import MotionClipError, read_json
+from motionclip.core.errors import read_json
 from motionclip.core.losses import LossWeights, motionclip_loss
 from motionclip.core.models.motionclip import PRESETS as MODEL_PRESETS
 from motionclip.core.models.motionclip import MotionCLIP, config_from_preset
 from motionclip.core.rotations import rot6d_to_matrix
 from motionclip.core.run import WEIGHTS, crash_point, load_state_into, load_weights, read_config
 from motionclip.core.skeleton import neutral_skeleton
+from motionclip.train.epochs import EpochBatches, LossSums, train_val_windows
 from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, all_sum, barrier, open_run,
                                    text_lookup)
 
@@ -180,7 +181,6 @@ def _mpjpe_mm(batch: dict[str, Any], out: dict[str, torch.Tensor], skeleton) -> 
 def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False,
                       progress: bool = True) -> dict[str, Any]:
     """Train; returns the final metrics. Writes the run directory at `out` (see motionclip.core.run)."""
-    from motionclip.core.data.windows import MotionWindows, SameLengthBatches, collate_motion
     from motionclip.core.encoders import load_encoder
 
     data = Path(data)
@@ -193,47 +193,13 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     images, image_why = _image_lookup(cfg, encoder, data)
     if progress and d.main:
         print(f"image loss: {'on' if images is not None else 'off'} ({image_why})")
-    window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
-    train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None,
-                              mirror_prob=cfg.mirror_prob, seed=cfg.seed)
-    try:
-        val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
-    except MotionClipError:
-        val_set = None  # a small dataset may have no validation clip long enough
-    local_batch = cfg.batch_size // d.world
-    if len(train_set) < cfg.batch_size:
-        raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
-                         f"{cfg.batch_size}; lower --batch-size or add data")
-    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed,
-                                 drop_last=True)
-    if cfg.same_length_batches:
-        loader = DataLoader(train_set, batch_sampler=SameLengthBatches(sampler, local_batch, train_set),
-                            collate_fn=collate_motion, num_workers=cfg.num_workers)
-    else:
-        loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate_motion,
-                            num_workers=cfg.num_workers, drop_last=True)
-
-    model_cfg = config_from_preset(cfg.model, **{"latent_dim": encoder.dim, **cfg.model_overrides})
-    if model_cfg.latent_dim != encoder.dim:
-        raise TrainError(f"latent_dim {model_cfg.latent_dim} must equal the text encoder's dimension {encoder.dim}")
-    model = MotionCLIP(model_cfg).to(d.device)
+    train_set, val_set, sampler, loader = _data_loaders(data, cfg, d)
+    model, model_cfg, lineage = _build_model(cfg, encoder, train_set, resume, d.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch, step = 0, 0
-    init_cfg = read_config(cfg.init) if cfg.init else {}
-    lineage: list[dict[str, Any]] = list(init_cfg.get("lineage", []))  # trainings of these weights, oldest first
-    if cfg.init and not resume:  # fine-tuning: start from another run's weights (same model config)
-        if init_cfg["model"] != model_cfg.to_dict():
-            raise TrainError(f"--init {cfg.init}: its model config {init_cfg['model']} differs from this run's "
-                             f"{model_cfg.to_dict()}; fine-tuning keeps the architecture")
-        load_state_into(model, load_weights(Path(cfg.init) / WEIGHTS)[0], str(Path(cfg.init) / WEIGHTS))
-    if model_cfg.normalize and not cfg.init and not resume:  # init / resume bring their statistics with the weights
-        model.set_normalization(*feature_statistics(model, train_set, cfg.stat_windows, cfg.seed))
-    if resume:
-        start_epoch, step = run.load_checkpoint(model, opt)
+    start_epoch, step = run.load_checkpoint(model, opt) if resume else (0, 0)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.world > 1 else model
     skeleton = neutral_skeleton()
     weights = LossWeights(**cfg.loss)
-    amp = cfg.amp and d.device.type == "cuda"
 
     run_config = {"model": model_cfg.to_dict(), "encoder": {"spec": cfg.encoder, **encoder.identity()},
                   "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps,
@@ -243,50 +209,19 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
     run.start(run_config)
     metrics: dict[str, Any] = {}
     steps_per_epoch = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
-    total_steps = steps_per_epoch * cfg.epochs
+    epochs = _Epochs(ddp, model, opt, cfg, d, texts_to_emb, images, skeleton, weights, steps_per_epoch * cfg.epochs)
     for epoch in range(start_epoch, cfg.epochs):
         # Everything random in this epoch follows from (seed, epoch): exact resume.
         torch.manual_seed(cfg.seed * 1000 + epoch)
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         model.train()
-        sums: dict[str, float] = {}
-        n, z_norm, t0 = 0, 0.0, time.perf_counter()
-        steps = steps_per_epoch
-        bar = None
-        if progress and d.main:
-            from tqdm import tqdm
-            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
-        for i, batch in enumerate(loader):
-            if i >= steps:
-                break
-            batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-            text_emb = texts_to_emb(batch["text"]).to(d.device)
-            image_emb = images.batch(batch, epoch).to(d.device) if images is not None else None
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-                out = ddp(batch)
-            losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, skeleton.to(d.device),
-                                     text_emb=text_emb, image_emb=image_emb, weights=weights)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, step, total_steps)
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            crash_point("step")
-            step += 1
-            n += 1
-            z_norm += float(out["z"].detach().float().norm(dim=-1).mean())
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            if bar is not None:
-                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+        t0 = time.perf_counter()
+        desc = f"epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None
+        step, sums, z_norm = epochs.run(EpochBatches(loader, steps_per_epoch, d, desc), step, epoch)
         seconds = time.perf_counter() - t0
-        train_m = all_mean({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, d)
+        n = sums.n
+        train_m = sums.means(d)
         train_m["latent_norm"] = all_mean({"z": z_norm / max(n, 1)}, d)["z"]
         val_m = _validate(model, val_set, texts_to_emb, skeleton, weights, cfg, d, images) if val_set else {}
         metrics = {"epoch": epoch + 1, "step": step, **train_m, **val_m, "lr": opt.param_groups[0]["lr"],
@@ -300,6 +235,86 @@ def train_autoencoder(data: str | Path, out: str | Path, cfg: TrainConfig, resum
         barrier(d)
     run.close()
     return metrics
+
+
+def _data_loaders(data: Path, cfg: TrainConfig, d: Dist):
+    """The train and val windows (val is None when no clip is long enough), the sampler and the train loader."""
+    from motionclip.core.data.windows import SameLengthBatches, collate_motion
+
+    train_set, val_set = train_val_windows(data, cfg)
+    local_batch = cfg.batch_size // d.world
+    if len(train_set) < cfg.batch_size:
+        raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of "
+                         f"{cfg.batch_size}; lower --batch-size or add data")
+    sampler = DistributedSampler(train_set, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    if cfg.same_length_batches:
+        loader = DataLoader(train_set, batch_sampler=SameLengthBatches(sampler, local_batch, train_set),
+                            collate_fn=collate_motion, num_workers=cfg.num_workers)
+    else:
+        loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate_motion,
+                            num_workers=cfg.num_workers, drop_last=True)
+    return train_set, val_set, sampler, loader
+
+
+def _build_model(cfg: TrainConfig, encoder, train_set, resume: bool, device) -> tuple[MotionCLIP, Any, list[dict[str, Any]]]:
+    """The model (with --init's weights, or fresh normalization statistics), its config and the weights' lineage."""
+    model_cfg = config_from_preset(cfg.model, **{"latent_dim": encoder.dim, **cfg.model_overrides})
+    if model_cfg.latent_dim != encoder.dim:
+        raise TrainError(f"latent_dim {model_cfg.latent_dim} must equal the text encoder's dimension {encoder.dim}")
+    model = MotionCLIP(model_cfg).to(device)
+    init_cfg = read_config(cfg.init) if cfg.init else {}
+    lineage: list[dict[str, Any]] = list(init_cfg.get("lineage", []))  # trainings of these weights, oldest first
+    if cfg.init and not resume:  # fine-tuning: start from another run's weights (same model config)
+        if init_cfg["model"] != model_cfg.to_dict():
+            raise TrainError(f"--init {cfg.init}: its model config {init_cfg['model']} differs from this run's "
+                             f"{model_cfg.to_dict()}; fine-tuning keeps the architecture")
+        load_state_into(model, load_weights(Path(cfg.init) / WEIGHTS)[0], str(Path(cfg.init) / WEIGHTS))
+    if model_cfg.normalize and not cfg.init and not resume:  # init / resume bring their statistics with the weights
+        model.set_normalization(*feature_statistics(model, train_set, cfg.stat_windows, cfg.seed))
+    return model, model_cfg, lineage
+
+
+@dataclass
+class _Epochs:
+    """What every optimizer step of a run uses."""
+    ddp: Any
+    model: MotionCLIP
+    opt: torch.optim.Optimizer
+    cfg: TrainConfig
+    d: Dist
+    texts_to_emb: Any
+    images: Any
+    skeleton: Any
+    weights: LossWeights
+    total_steps: int
+
+    def run(self, batches: EpochBatches, step: int, epoch: int) -> tuple[int, LossSums, float]:
+        """One epoch of optimizer steps; returns (step, the summed losses, the summed latent norm)."""
+        cfg, d, opt = self.cfg, self.d, self.opt
+        amp = cfg.amp and d.device.type == "cuda"
+        sums = LossSums()
+        z_norm = 0.0
+        for batch in batches:
+            text_emb = self.texts_to_emb(batch["text"]).to(d.device)
+            image_emb = self.images.batch(batch, epoch).to(d.device) if self.images is not None else None
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                out = self.ddp(batch)
+            losses = motionclip_loss(batch, {k: v.float() for k, v in out.items()}, self.skeleton.to(d.device),
+                                     text_emb=text_emb, image_emb=image_emb, weights=self.weights)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step, self.total_steps)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            opt.step()
+            crash_point("step")
+            step += 1
+            z_norm += float(out["z"].detach().float().norm(dim=-1).mean())
+            sums.add(losses)
+            batches.done(losses["total"])
+        return step, sums, z_norm
 
 
 @torch.no_grad()

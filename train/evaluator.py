@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
-from motionclip.core.errors import MotionClipError, read_json
+from motionclip.core.errors import read_json
 from motionclip.core.models.evaluator import EvaluatorConfig, TextMotionEvaluator, build_vocab, matching_loss
 from motionclip.core.run import CONFIG, WEIGHTS, RunError, load_state_into, load_weights, read_config, require_section
-from motionclip.train.runs import (ConfigBase, Dist, RunDir, TrainError, all_mean, barrier, gather_cat, gather_list,
-                                   open_run)
+from motionclip.train.epochs import EpochBatches, LossSums, train_val_windows
+from motionclip.train.runs import ConfigBase, Dist, RunDir, TrainError, barrier, gather_cat, gather_list, open_run
 
 RUN_KIND = "evaluator"
 
@@ -105,19 +105,13 @@ def train_evaluator(data: str | Path, out: str | Path, cfg: EvaluatorTrainConfig
                     progress: bool = True) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
-    from motionclip.core.data.windows import MotionWindows, collate_motion
+    from motionclip.core.data.windows import collate_motion
 
     data = Path(data)
     d, run, done = open_run(out, cfg, resume, progress)
     if done is not None:
         return done
-    window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
-    train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None, mirror_prob=cfg.mirror_prob,
-                              seed=cfg.seed)
-    try:
-        val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
-    except MotionClipError:
-        val_set = None
+    train_set, val_set = train_val_windows(data, cfg)
     if len(train_set) < cfg.batch_size:
         raise TrainError(f"{data}: the train split has {len(train_set)} windows, fewer than one batch of {cfg.batch_size}")
     model_cfg = EvaluatorConfig.from_dict({**cfg.model, "vocab": _vocab(data, run, resume), "fps": train_set.index.fps})
@@ -140,9 +134,9 @@ def train_evaluator(data: str | Path, out: str | Path, cfg: EvaluatorTrainConfig
         steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
         model.train()
         t0 = time.perf_counter()
-        step, total, n = _train_epoch(ddp, model, opt, loader, steps, cfg, d, step,
-                                      f"evaluator epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None)
-        metrics = {"epoch": epoch + 1, "step": step, **all_mean({"train_loss": total / max(n, 1)}, d),
+        desc = f"evaluator epoch {epoch + 1}/{cfg.epochs}" if progress and d.main else None
+        step, sums = _train_epoch(ddp, model, opt, EpochBatches(loader, steps, d, desc, digits=3), cfg, d, step)
+        metrics = {"epoch": epoch + 1, "step": step, **sums.means(d),
                    **(validate_evaluator(model, val_set) if val_set is not None and d.main else {}),
                    "seconds": round(time.perf_counter() - t0, 3)}
         run.log(metrics)
@@ -154,18 +148,11 @@ def train_evaluator(data: str | Path, out: str | Path, cfg: EvaluatorTrainConfig
     return metrics
 
 
-def _train_epoch(ddp, model, opt, loader, steps: int, cfg: EvaluatorTrainConfig, d: Dist, step: int,
-                 desc: str | None) -> tuple[int, float, int]:
-    """One epoch of the matching loss over the global batch; returns (step, summed loss, batches)."""
-    total, n = 0.0, 0
-    bar = None
-    if desc:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, desc=desc, unit="batch")
-    for i, batch in enumerate(loader):
-        if i >= steps:
-            break
-        batch = {k: (v.to(d.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+def _train_epoch(ddp, model, opt, batches: EpochBatches, cfg: EvaluatorTrainConfig, d: Dist,
+                 step: int) -> tuple[int, LossSums]:
+    """One epoch of the matching loss over the global batch; returns (step, the summed loss)."""
+    sums = LossSums()
+    for batch in batches:
         motion, text = ddp(batch["rot6d"], batch["trans"], batch["mask"], batch["text"])
         loss = matching_loss(gather_cat(motion, d), gather_cat(text, d), gather_list(list(batch["text"]), d),
                              gather_list(list(batch["clip_id"]), d), cfg.temperature)
@@ -174,14 +161,9 @@ def _train_epoch(ddp, model, opt, loader, steps: int, cfg: EvaluatorTrainConfig,
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        n += 1
-        total += float(loss.detach())
-        if bar is not None:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return step, total, n
+        sums.add({"loss": loss})
+        batches.done(loss)
+    return step, sums
 
 
 @torch.no_grad()

@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
-from motionclip.core.errors import MotionClipError, read_json
+from motionclip.core.errors import read_json
 from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
+from motionclip.train.epochs import train_val_windows
 from motionclip.train.runs import (ConfigBase, TrainError, all_mean, barrier, gather_cat, open_run,
                                    text_lookup)
 
@@ -210,7 +211,7 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     until_epoch: stop after this epoch (a checkpoint is written there; --resume continues)."""
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from motionclip.core.data.windows import MotionWindows, collate_motion
+    from motionclip.core.data.windows import collate_motion
     from motionclip.core.encoders import load_encoder
     from motionclip.core.encoders.moclip_student import RUN_KIND, make_student, student_name
 
@@ -224,13 +225,7 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     teacher_texts = text_lookup(cfg, teacher, data, d, progress and d.main)
     student = make_student(cfg.teacher, device=d.device, name=student_name(run.path))
 
-    window = (cfg.min_window, cfg.window) if cfg.min_window else cfg.window
-    train_set = MotionWindows(data, "train", window=window, stride=cfg.stride or None, mirror_prob=cfg.mirror_prob,
-                              seed=cfg.seed)
-    try:
-        val_set = MotionWindows(data, "val", window=window, stride=cfg.stride or None, seed=cfg.seed)
-    except MotionClipError:
-        val_set = None
+    train_set, val_set = train_val_windows(data, cfg)
     if val_set is not None and 0 < cfg.val_max_windows < len(val_set):
         every = len(val_set) / cfg.val_max_windows
         val_set.windows = [val_set.windows[int(i * every)] for i in range(cfg.val_max_windows)]

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import MotionClipError, read_json
-from ..motion import MOTION_SUFFIX, Motion, atomic_write_text
+from ..files import atomic_write_text
+from ..motion import MOTION_SUFFIX, Motion
 
 INDEX_NAME = "index.json"
 CLIPS_DIR = "clips"

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch import Tensor
 
-from ..motion import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .base import TextEncoder, check_texts
 
 FORMAT = "motionclip-text-embeddings"

@@ -19,7 +19,6 @@ from .retarget import Mapping, RetargetReport, retarget
 
 READ_FORMATS = {".bvh": "bvh", ".npz": "amass", ".txt": "deepmimic", ".json": "json", MOTION_SUFFIX: "motion"}
 WRITE_FORMATS = {".bvh": "bvh", ".npz": "amass", ".json": "json", MOTION_SUFFIX: "motion", ".npy": "humanml3d"}
-FORMAT_NAMES = sorted(set(READ_FORMATS.values()) | set(WRITE_FORMATS.values()))
 
 
 class FormatError(MotionClipError):

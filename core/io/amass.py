@@ -14,7 +14,8 @@ import torch
 
 from .. import rotations as R
 from ..errors import MotionClipError
-from ..motion import Motion, atomic_write_bytes
+from ..files import atomic_write_bytes
+from ..motion import Motion
 from ..skeleton import Skeleton, neutral_skeleton
 from .limits import check_count, check_fps, npy_members, open_zip, read_npy
 

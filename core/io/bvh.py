@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .. import rotations as R
-from ..motion import Motion, atomic_write_text
+from ..files import atomic_write_text
+from ..motion import Motion
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 from ..errors import MotionClipError
 from .limits import MAX_ABS_VALUE, MAX_CHANNELS_PER_JOINT, LimitError, check_count, check_fps, read_bytes
@@ -45,6 +46,27 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
     declared is always an error: the file is truncated.
     """
     path = Path(path)
+    raw, text = _read_hierarchy_text(path)
+    names, parents, offsets, channels, end_sites = _HierarchyParser(path, text).parse()
+    frames, frame_time, pos, first_data_line = _read_motion_header(path, raw, text.count("\n"))
+    fps = check_fps(path, 1.0 / frame_time, f"the frame rate (Frame Time: {frame_time:g} s)")
+    if frames < 1:
+        raise BVHError(f"{path}: the file has no frames (Frames: {frames})")
+    check_count(path, "the number of frames (Frames: line)", frames, "MAX_FRAMES")
+    n_chan = sum(len(c) for c in channels)
+    check_count(path, f"frames x channels ({frames:,} x {n_chan})", frames * max(n_chan, 1), "MAX_VALUES")
+    data = _read_numbers(path, raw[pos:], n_chan, first_data_line)
+    data = _check_frame_data(path, data, frames, extra_frames, first_data_line)
+
+    skel = SourceSkeleton(names=names, parents=parents, offsets=np.asarray(offsets, dtype=np.float64), end_sites=end_sites)
+    euler, orders, local_pos = _channels_to_transforms(data, channels, skel.offsets)
+    if abs(fps - round(fps)) < 0.01:
+        fps = float(round(fps))
+    return SourceClip(skeleton=skel, local_pos=local_pos, fps=fps, euler=euler, euler_orders=orders, path=str(path))
+
+
+def _read_hierarchy_text(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and its text up to (not including) MOTION; errors for what is not a BVH."""
     try:
         raw = read_bytes(path)
     except OSError as exc:
@@ -56,26 +78,35 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
     if cut_b < 0:
         lines = raw.count(b"\n") + 1
         raise BVHError(f"{path}: line {lines}: the file ends before its MOTION section; the file is truncated")
-    cut = len(text)
-    header_lines = text.count("\n")
+    return raw, text
 
-    names: list[str] = []
-    parents: list[int] = []
-    offsets: list[list[float]] = []
-    channels: list[list[str]] = []
-    end_sites: dict[int, np.ndarray] = {}
-    stack: list[int] = []
-    toks = list(_tokens(text[:cut]))
-    i = 1  # skip HIERARCHY
-    pending_end = False
 
-    def need(k: int, what: str) -> list[tuple[int, str]]:
+class _HierarchyParser:
+    """Walks the HIERARCHY tokens: joint names, parents, offsets, channels and End Sites."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.toks = list(_tokens(text))
+        self.i = 1  # skip HIERARCHY
+        self.names: list[str] = []
+        self.parents: list[int] = []
+        self.offsets: list[list[float]] = []
+        self.channels: list[list[str]] = []
+        self.end_sites: dict[int, np.ndarray] = {}
+        self.stack: list[int] = []
+        self.pending_end = False
+        self.last_joint = -1
+
+    def need(self, k: int, what: str) -> list[tuple[int, str]]:
+        toks, i = self.toks, self.i
         if i + k > len(toks):
             line = toks[-1][0] if toks else 1
-            raise BVHError(f"{path}: line {line}: file ends inside the hierarchy while reading {what}; the file is truncated")
+            raise BVHError(f"{self.path}: line {line}: file ends inside the hierarchy while reading {what}; "
+                           f"the file is truncated")
         return toks[i:i + k]
 
-    def num(tok: tuple[int, str], what: str) -> float:
+    def num(self, tok: tuple[int, str], what: str) -> float:
+        path = self.path
         try:
             v = float(tok[1])
         except ValueError:
@@ -87,70 +118,88 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
                              f"motionclip/core/io/limits.py)")
         return v
 
-    last_joint = -1
-    while i < len(toks):
-        line, tok = toks[i]
-        if tok in ("ROOT", "JOINT"):
-            (_, name), = need(2, "a joint name")[1:]
-            if tok == "ROOT" and stack:
-                raise BVHError(f"{path}: line {line}: ROOT inside another joint")
-            check_count(path, "the number of joints", len(names) + 1, "MAX_JOINTS")
-            names.append(name)
-            parents.append(stack[-1] if stack else -1)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append([])
-            last_joint = len(names) - 1
-            i += 2
-        elif tok == "End":
-            need(2, "End Site")
-            pending_end = True
-            i += 2
-        elif tok == "{":
-            stack.append(-2 if pending_end else last_joint)
-            pending_end = False
-            i += 1
-        elif tok == "}":
-            if not stack:
-                raise BVHError(f"{path}: line {line}: unmatched '}}'")
-            stack.pop()
-            i += 1
-        elif tok == "OFFSET":
-            vals = [num(t, "OFFSET") for t in need(4, "OFFSET")[1:]]
-            owner = stack[-1] if stack else -1
-            if owner == -2:
-                # End Site offset: belongs to the joint that encloses it.
-                end_sites[[j for j in stack if j >= 0][-1]] = np.array(vals)
-            elif owner >= 0:
-                offsets[owner] = vals
+    def parse(self):
+        path = self.path
+        while self.i < len(self.toks):
+            line, tok = self.toks[self.i]
+            if tok in ("ROOT", "JOINT"):
+                self._joint(line, tok)
+            elif tok == "End":
+                self.need(2, "End Site")
+                self.pending_end = True
+                self.i += 2
+            elif tok == "{":
+                self.stack.append(-2 if self.pending_end else self.last_joint)
+                self.pending_end = False
+                self.i += 1
+            elif tok == "}":
+                if not self.stack:
+                    raise BVHError(f"{path}: line {line}: unmatched '}}'")
+                self.stack.pop()
+                self.i += 1
+            elif tok == "OFFSET":
+                self._offset(line)
+            elif tok == "CHANNELS":
+                self._channels(line)
             else:
-                raise BVHError(f"{path}: line {line}: OFFSET outside a joint")
-            i += 4
-        elif tok == "CHANNELS":
-            (nl, ntok), = need(2, "CHANNELS")[1:]
-            try:
-                n = int(ntok)
-            except ValueError:
-                raise BVHError(f"{path}: line {nl}: expected a channel count after CHANNELS, found {ntok!r}") from None
-            if not 0 <= n <= MAX_CHANNELS_PER_JOINT:
-                raise BVHError(f"{path}: line {nl}: CHANNELS {n}; a joint has 0 to {MAX_CHANNELS_PER_JOINT} channels "
-                               f"(MAX_CHANNELS_PER_JOINT in motionclip/core/io/limits.py)")
-            chans = [t for _, t in need(2 + n, f"{n} channel names")[2:]]
-            bad = [c for c in chans if c not in _AXES and c not in _POS]
-            if bad:
-                raise BVHError(f"{path}: line {line}: unknown channel {bad[0]!r}; expected X/Y/Z position or rotation "
-                               f"(the line may be missing channels)")
-            if stack and stack[-1] >= 0:
-                channels[stack[-1]] = chans
-            i += 2 + n
-        else:
-            raise BVHError(f"{path}: line {line}: unexpected {tok!r} in the hierarchy")
-    if not names:
-        raise BVHError(f"{path}: the hierarchy has no joints")
-    if stack:
-        raise BVHError(f"{path}: the hierarchy is missing {len(stack)} closing brace(s); the file is truncated")
+                raise BVHError(f"{path}: line {line}: unexpected {tok!r} in the hierarchy")
+        if not self.names:
+            raise BVHError(f"{path}: the hierarchy has no joints")
+        if self.stack:
+            raise BVHError(f"{path}: the hierarchy is missing {len(self.stack)} closing brace(s); the file is truncated")
+        return self.names, self.parents, self.offsets, self.channels, self.end_sites
 
-    # MOTION header: "Frames: N" and "Frame Time: dt", any whitespace. Work on the raw bytes
-    # from here on: pandas reads the frame lines straight from them (no decode / re-encode).
+    def _joint(self, line: int, tok: str) -> None:
+        (_, name), = self.need(2, "a joint name")[1:]
+        if tok == "ROOT" and self.stack:
+            raise BVHError(f"{self.path}: line {line}: ROOT inside another joint")
+        check_count(self.path, "the number of joints", len(self.names) + 1, "MAX_JOINTS")
+        self.names.append(name)
+        self.parents.append(self.stack[-1] if self.stack else -1)
+        self.offsets.append([0.0, 0.0, 0.0])
+        self.channels.append([])
+        self.last_joint = len(self.names) - 1
+        self.i += 2
+
+    def _offset(self, line: int) -> None:
+        vals = [self.num(t, "OFFSET") for t in self.need(4, "OFFSET")[1:]]
+        stack = self.stack
+        owner = stack[-1] if stack else -1
+        if owner == -2:
+            # End Site offset: belongs to the joint that encloses it.
+            self.end_sites[[j for j in stack if j >= 0][-1]] = np.array(vals)
+        elif owner >= 0:
+            self.offsets[owner] = vals
+        else:
+            raise BVHError(f"{self.path}: line {line}: OFFSET outside a joint")
+        self.i += 4
+
+    def _channels(self, line: int) -> None:
+        path = self.path
+        (nl, ntok), = self.need(2, "CHANNELS")[1:]
+        try:
+            n = int(ntok)
+        except ValueError:
+            raise BVHError(f"{path}: line {nl}: expected a channel count after CHANNELS, found {ntok!r}") from None
+        if not 0 <= n <= MAX_CHANNELS_PER_JOINT:
+            raise BVHError(f"{path}: line {nl}: CHANNELS {n}; a joint has 0 to {MAX_CHANNELS_PER_JOINT} channels "
+                           f"(MAX_CHANNELS_PER_JOINT in motionclip/core/io/limits.py)")
+        chans = [t for _, t in self.need(2 + n, f"{n} channel names")[2:]]
+        bad = [c for c in chans if c not in _AXES and c not in _POS]
+        if bad:
+            raise BVHError(f"{path}: line {line}: unknown channel {bad[0]!r}; expected X/Y/Z position or rotation "
+                           f"(the line may be missing channels)")
+        if self.stack and self.stack[-1] >= 0:
+            self.channels[self.stack[-1]] = chans
+        self.i += 2 + n
+
+
+def _read_motion_header(path: Path, raw: bytes, header_lines: int) -> tuple[int, float, int, int]:
+    """MOTION header: "Frames: N" and "Frame Time: dt", any whitespace.
+
+    Works on the raw bytes: pandas reads the frame lines straight from them (no decode /
+    re-encode). Returns (frames, frame_time, byte offset of the first frame line, its line number).
+    """
     pos = raw.find(b"MOTION")
     pos = raw.find(b"\n", pos)
     pos = len(raw) if pos < 0 else pos + 1
@@ -178,14 +227,12 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
         raise BVHError(f"{path}: line {line_no}: expected 'Frames:' and 'Frame Time:' after MOTION")
     if not (frame_time > 0 and math.isfinite(frame_time)):
         raise BVHError(f"{path}: Frame Time must be positive, got {frame_time}")
-    fps = check_fps(path, 1.0 / frame_time, f"the frame rate (Frame Time: {frame_time:g} s)")
-    if frames < 1:
-        raise BVHError(f"{path}: the file has no frames (Frames: {frames})")
-    check_count(path, "the number of frames (Frames: line)", frames, "MAX_FRAMES")
-    first_data_line = line_no
-    n_chan = sum(len(c) for c in channels)
-    check_count(path, f"frames x channels ({frames:,} x {n_chan})", frames * max(n_chan, 1), "MAX_VALUES")
-    data = _read_numbers(path, raw[pos:], n_chan, first_data_line)
+    return frames, frame_time, pos, line_no
+
+
+def _check_frame_data(path: Path, data: np.ndarray, frames: int, extra_frames: str,
+                      first_data_line: int) -> np.ndarray:
+    """Hold the frame lines to the declared count and to finite, bounded values."""
     if data.shape[0] < frames:
         raise BVHError(f"{path}: the header says Frames: {frames} but the file has only {data.shape[0]} frame lines; "
                        f"the file is truncated - re-export it, or fix the Frames: line to keep what is there")
@@ -203,12 +250,7 @@ def read_bvh(path: str | os.PathLike, extra_frames: str = "error") -> SourceClip
         r, c = np.argwhere(big)[0]
         raise LimitError(f"{path}: line {first_data_line + r}: value {c + 1} is {data[r, c]:g}, beyond "
                          f"+-{MAX_ABS_VALUE:g} (MAX_ABS_VALUE in motionclip/core/io/limits.py)")
-
-    skel = SourceSkeleton(names=names, parents=parents, offsets=np.asarray(offsets, dtype=np.float64), end_sites=end_sites)
-    euler, orders, local_pos = _channels_to_transforms(data, channels, skel.offsets)
-    if abs(fps - round(fps)) < 0.01:
-        fps = float(round(fps))
-    return SourceClip(skeleton=skel, local_pos=local_pos, fps=fps, euler=euler, euler_orders=orders, path=str(path))
+    return data
 
 
 def _read_numbers(path: Path, body: bytes, n_chan: int, first_line: int) -> np.ndarray:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion import Motion, atomic_write_bytes
+from ..files import atomic_write_bytes
+from ..motion import Motion
 from ..skeleton import BODY_JOINTS, Skeleton, neutral_skeleton
 
 HUMANML3D_FPS = 20.0

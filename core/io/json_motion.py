@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from ..errors import MotionClipError
-from ..motion import Motion, atomic_write_text
+from ..files import atomic_write_text
+from ..motion import Motion
 from ..protocol import MOTION_FORMAT, MotionData
 from ..skeleton import JOINT_NAMES, PARENTS, Skeleton, neutral_skeleton
 from .limits import check_count, check_fps

@@ -67,14 +67,6 @@ def check_fps(origin: Any, fps: Any, what: str = "the frame rate") -> float:
     return fps
 
 
-def check_finite(origin: Any, name: str, arr: np.ndarray) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = np.argwhere(bad)[0]
-        raise LimitError(f"{origin}: '{name}' has NaN or infinite values (first at index {first.tolist()}); "
-                         f"motion data must be finite numbers")
-
-
 def read_bytes(path: Path, limit_name: str = "MAX_FILE_BYTES") -> bytes:
     """The file's bytes, refusing files larger than the limit before reading them."""
     size = path.stat().st_size

@@ -207,16 +207,7 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
     skeleton = skeleton or neutral_skeleton()
     origin = clip.path or "clip"
     mapping = mapping or detect_mapping(clip.skeleton.names, origin)
-    idx = mapping.resolve(clip.skeleton.names)
-    missing = [k for k in REQUIRED if k not in idx]
-    if missing:
-        raise RetargetError(f"{origin}: mapping {mapping.name!r} finds no source joint for {', '.join(missing)}; "
-                            f"the skeleton's joints are: {', '.join(clip.skeleton.names)}")
-    # Only the mapped joints and their ancestors matter (fingers, eyes, ... are skipped).
-    keep = ancestors_closure(sorted(idx.values()), clip.skeleton.parents)
-    where = {j: k for k, j in enumerate(keep)}
-    idx = {n: where[j] for n, j in idx.items()}
-    parents = [where[p] if p >= 0 else -1 for p in (clip.skeleton.parents[j] for j in keep)]
+    keep, idx, parents = _mapped_joints(clip, mapping, origin)
     pos_s, glob_s = clip.forward_kinematics(keep)  # joint-major: [J', T, 3], [J', T, 3, 3]
     dtype = pos_s.dtype
 
@@ -232,6 +223,53 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
         glob_s = C.to(dtype) @ glob_s
 
     # 2. Reference pose.
+    ref_pos, ref_glob = _reference_pose(clip, mapping, keep, parents)
+    ref_pos = ref_pos @ C.T
+    ref_glob = C @ ref_glob
+
+    # 3. Alignment of each SMPL joint to the reference pose.
+    rest = skeleton.rest_joints.to(torch.float64)
+    size = float((ref_pos.max(0).values - ref_pos.min(0).values).norm())
+    if not (math.isfinite(size) and size > 1e-6):
+        raise RetargetError(f"{origin}: the mapped joints of the skeleton all sit at one point (their rest offsets "
+                            f"are zero), so bone directions cannot be measured; give the joints their OFFSETs")
+    align, pairs, fitted = _align_joints(idx, ref_pos, rest, size)
+
+    # 4. Global then local SMPL rotations (joint-major [24, T, 3, 3]).
+    G, local = _smpl_rotations(idx, ref_glob, align, glob_s, clip.num_frames)
+
+    # 5. Root translation, scaled by leg length.
+    scale = _leg_scale(idx, ref_pos, rest, size)
+    pelvis = pos_s[idx["Pelvis"]] * scale
+    trans = pelvis - rest[0].to(dtype)
+    quats = R.matrix_to_quat(local).transpose(0, 1)  # [T, 24, 4]
+
+    motion = Motion(quats, trans, clip.fps, meta={"source": clip.path, "source_fps": clip.fps})
+    offsets = (rest - rest[list(PARENT_OR_SELF)]).to(dtype)
+    offsets[0] = rest[0]
+    joints = chain_positions(G, offsets, PARENTS) + trans  # [24, T, 3]
+    report = _measure(joints, pos_s * scale, idx, pairs, fitted, mapping, scale, up)
+    motion.meta["retarget"] = report.as_dict()
+    return motion, report
+
+
+def _mapped_joints(clip: SourceClip, mapping: Mapping, origin: str) -> tuple[list[int], dict[str, int], list[int]]:
+    """The source joints that matter (the mapped ones and their ancestors; fingers, eyes, ...
+    are skipped), the SMPL name -> kept-joint index map and the kept joints' parents."""
+    idx = mapping.resolve(clip.skeleton.names)
+    missing = [k for k in REQUIRED if k not in idx]
+    if missing:
+        raise RetargetError(f"{origin}: mapping {mapping.name!r} finds no source joint for {', '.join(missing)}; "
+                            f"the skeleton's joints are: {', '.join(clip.skeleton.names)}")
+    keep = ancestors_closure(sorted(idx.values()), clip.skeleton.parents)
+    where = {j: k for k, j in enumerate(keep)}
+    idx = {n: where[j] for n, j in idx.items()}
+    parents = [where[p] if p >= 0 else -1 for p in (clip.skeleton.parents[j] for j in keep)]
+    return keep, idx, parents
+
+
+def _reference_pose(clip: SourceClip, mapping: Mapping, keep: list[int], parents: list[int]) -> tuple[Tensor, Tensor]:
+    """Positions and global rotations of the kept source joints in the mapping's reference pose."""
     ref_local = torch.eye(3, dtype=torch.float64).repeat(len(keep), 1, 1)
     if mapping.reference == "snap_first_frame":
         ref_local = snap_to_grid(clip.local_rot(keep)[0].to(torch.float64))
@@ -242,16 +280,12 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
             if xyz is not None:
                 ref_local[k] = R.euler_to_matrix(torch.deg2rad(torch.tensor(xyz, dtype=torch.float64)), "XYZ")
     offsets = torch.as_tensor(clip.skeleton.offsets[keep], dtype=torch.float64)
-    ref_pos, ref_glob = source_fk(ref_local, offsets, parents)
-    ref_pos = ref_pos @ C.T
-    ref_glob = C @ ref_glob
+    return source_fk(ref_local, offsets, parents)
 
-    # 3. Alignment of each SMPL joint to the reference pose.
-    rest = skeleton.rest_joints.to(torch.float64)
-    size = float((ref_pos.max(0).values - ref_pos.min(0).values).norm())
-    if not (math.isfinite(size) and size > 1e-6):
-        raise RetargetError(f"{origin}: the mapped joints of the skeleton all sit at one point (their rest offsets "
-                            f"are zero), so bone directions cannot be measured; give the joints their OFFSETs")
+
+def _align_joints(idx: dict[str, int], ref_pos: Tensor, rest: Tensor,
+                  size: float) -> tuple[list[Tensor], list[tuple[int, int]], set[int]]:
+    """Per SMPL joint, the rotation that lays its rest bones onto the source's reference bones."""
     eye = torch.eye(3, dtype=torch.float64)
     align: list[Tensor] = []
     pairs: list[tuple[int, int]] = []  # (SMPL joint, SMPL descendant) bones that follow source bones
@@ -274,9 +308,13 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
         else:
             a = a_par
         align.append(a)
+    return align, pairs, fitted
 
-    # 4. Global then local SMPL rotations (joint-major [24, T, 3, 3]).
-    T = clip.num_frames
+
+def _smpl_rotations(idx: dict[str, int], ref_glob: Tensor, align: list[Tensor], glob_s: Tensor,
+                    T: int) -> tuple[Tensor, Tensor]:
+    """Global and local SMPL rotations, joint-major [24, T, 3, 3] each."""
+    dtype = glob_s.dtype
     mapped = [j for j, n in enumerate(JOINT_NAMES) if n in idx]
     src_of = torch.tensor([idx[JOINT_NAMES[j]] for j in mapped])
     K = ref_glob[src_of].transpose(-1, -2) @ torch.stack([align[j] for j in mapped])  # [M, 3, 3]: Sref^-1 A
@@ -297,20 +335,7 @@ def retarget(clip: SourceClip, mapping: Mapping | None = None, skeleton: Skeleto
             torch.matmul(G[p].transpose(-1, -2), G[j], out=local[j])
         else:
             local[j] = G[j]
-
-    # 5. Root translation, scaled by leg length.
-    scale = _leg_scale(idx, ref_pos, rest, size)
-    pelvis = pos_s[idx["Pelvis"]] * scale
-    trans = pelvis - rest[0].to(dtype)
-    quats = R.matrix_to_quat(local).transpose(0, 1)  # [T, 24, 4]
-
-    motion = Motion(quats, trans, clip.fps, meta={"source": clip.path, "source_fps": clip.fps})
-    offsets = (rest - rest[list(PARENT_OR_SELF)]).to(dtype)
-    offsets[0] = rest[0]
-    joints = chain_positions(G, offsets, PARENTS) + trans  # [24, T, 3]
-    report = _measure(joints, pos_s * scale, idx, pairs, fitted, mapping, scale, up)
-    motion.meta["retarget"] = report.as_dict()
-    return motion, report
+    return G, local
 
 
 def _unit(v: Tensor) -> Tensor:

@@ -121,47 +121,53 @@ def _add_routes(app, worker: ModelWorker) -> None:
         return JSONResponse({**health.to_json(), "jobs": worker.jobs,
                              "stats": {"batches": worker.batches, "generated": worker.batched_items}})
 
-    @app.post("/generate", openapi_extra=_doc("GenerateRequest", "Motion", "text -> motion"))
-    async def generate(request: Request) -> Response:
-        async def handle(req: GenerateRequest) -> Response:
-            check_length(model, req.length)
-            motion = await worker.generate(req)
-            return _answer(await run_in_threadpool(motion_json, motion, model))
-        return await _guarded(worker, request, GenerateRequest, handle)
+    post = _poster(app, worker)
 
-    @app.post("/interpolate", openapi_extra=_doc("InterpolateRequest", "Motions",
-                                                 "blend two prompts or motions: one motion per blend factor"))
-    async def interpolate(request: Request) -> Response:
-        async def handle(req: InterpolateRequest) -> Response:
-            check_length(model, req.length)
-            a, b = (x if isinstance(x, str) else to_motion(x, key) for x, key in ((req.a, "a"), (req.b, "b")))
-            motions = await worker.run(lambda: model.interpolate(a, b, req.alphas, **req.length.as_kwargs()))
+    @post("/generate", GenerateRequest, "Motion", "text -> motion")
+    async def generate(req: GenerateRequest) -> Response:
+        check_length(model, req.length)
+        motion = await worker.generate(req)
+        return _answer(await run_in_threadpool(motion_json, motion, model))
 
-            def encode() -> bytes:
-                return json_bytes(Motions([motion_data(m, model) for m in motions]).to_json())
-            return _answer(await run_in_threadpool(encode))
-        return await _guarded(worker, request, InterpolateRequest, handle)
+    @post("/interpolate", InterpolateRequest, "Motions", "blend two prompts or motions: one motion per blend factor")
+    async def interpolate(req: InterpolateRequest) -> Response:
+        check_length(model, req.length)
+        a, b = (x if isinstance(x, str) else to_motion(x, key) for x, key in ((req.a, "a"), (req.b, "b")))
+        motions = await worker.run(lambda: model.interpolate(a, b, req.alphas, **req.length.as_kwargs()))
 
-    @app.post("/edit", openapi_extra=_doc("EditRequest", "Motion", "move a motion along a text direction"))
-    async def edit(request: Request) -> Response:
-        async def handle(req: EditRequest) -> Response:
-            motion = to_motion(req.motion, "motion")
-            if motion.num_frames > model.frame_limit(motion.fps):
-                raise HTTPFailure(422, "motion.rotations",
-                                  f"the motion is {motion.num_frames} frames at {motion.fps:g} fps; this model edits "
-                                  f"at most {model.frame_limit(motion.fps)} frames at that rate: send a shorter clip")
-            edited = await worker.run(model.edit, motion, req.source, req.target, req.strength)
-            return _answer(await run_in_threadpool(motion_json, edited, model))
-        return await _guarded(worker, request, EditRequest, handle)
+        def encode() -> bytes:
+            return json_bytes(Motions([motion_data(m, model) for m in motions]).to_json())
+        return _answer(await run_in_threadpool(encode))
 
-    @app.post("/recognize", openapi_extra=_doc("RecognizeRequest", "Recognition",
-                                               "rank labels by how well they name the motion's action"))
-    async def recognize(request: Request) -> Response:
-        async def handle(req: RecognizeRequest) -> Response:
-            motion = to_motion(req.motion, "motion")
-            ranked = await worker.run(model.recognize, motion, req.labels)
-            return _answer(json_bytes(Recognition(ranked[: req.top]).to_json()))
-        return await _guarded(worker, request, RecognizeRequest, handle)
+    @post("/edit", EditRequest, "Motion", "move a motion along a text direction")
+    async def edit(req: EditRequest) -> Response:
+        motion = to_motion(req.motion, "motion")
+        if motion.num_frames > model.frame_limit(motion.fps):
+            raise HTTPFailure(422, "motion.rotations",
+                              f"the motion is {motion.num_frames} frames at {motion.fps:g} fps; this model edits "
+                              f"at most {model.frame_limit(motion.fps)} frames at that rate: send a shorter clip")
+        edited = await worker.run(model.edit, motion, req.source, req.target, req.strength)
+        return _answer(await run_in_threadpool(motion_json, edited, model))
+
+    @post("/recognize", RecognizeRequest, "Recognition", "rank labels by how well they name the motion's action")
+    async def recognize(req: RecognizeRequest) -> Response:
+        motion = to_motion(req.motion, "motion")
+        ranked = await worker.run(model.recognize, motion, req.labels)
+        return _answer(json_bytes(Recognition(ranked[: req.top]).to_json()))
+
+
+def _poster(app, worker: ModelWorker):
+    """A decorator factory: `@post(path, kind, answer, summary)` makes `handle(req)` the POST route at `path`,
+    run by _guarded (a job slot, the body parsed as `kind`, failures as answers), named after `handle`."""
+    def post(path: str, kind, answer: str, summary: str):
+        def register(handle: Callable[[Any], Awaitable[Response]]):
+            async def route(request: Request) -> Response:
+                return await _guarded(worker, request, kind, handle)
+            app.add_api_route(path, route, methods=["POST"], name=handle.__name__,
+                              openapi_extra=_doc(kind.__name__, answer, summary))
+            return handle
+        return register
+    return post
 
 
 # ----------------------------------------------------------------------------------------- errors, schema
