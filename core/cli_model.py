@@ -21,6 +21,24 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", metavar="URL", help="ask a running `motionclip serve` at URL (e.g. "
                    f"http://127.0.0.1:{DEFAULT_PORT}) instead of loading the model here")
     p.add_argument("--token", help=f"the server's token, with --server (default: ${TOKEN_ENV})")
+    add_text_encoder_option(p)
+
+
+def add_text_encoder_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-encoder", metavar="SPEC",
+                   help="load the run's text encoder from this spec instead of the one its config.json names (e.g. "
+                        "moclip:RUN for a MoCLIP student, when that run's folder moved); it must be the encoder the "
+                        "run was trained with, by content")
+
+
+def local_encoder(args, device):
+    """The text encoder given with --text-encoder (None: the run's own)."""
+    spec = getattr(args, "text_encoder", None)
+    if not spec:
+        return None
+    from .encoders import load_encoder
+
+    return load_encoder(spec, device=device, text_only=True)
 
 
 def add_length_options(p: argparse.ArgumentParser) -> None:
@@ -33,12 +51,16 @@ def add_length_options(p: argparse.ArgumentParser) -> None:
 def open_model(args):
     """The model a command asked for: a RemoteModel with --server URL, else a MotionModel loaded here."""
     if getattr(args, "server", None):
+        if getattr(args, "text_encoder", None):
+            raise MotionClipError("--text-encoder loads a model here; with --server the server's own encoder is used "
+                                  "(start it with `motionclip serve --text-encoder SPEC`)")
         from .remote import RemoteModel
 
         return RemoteModel(args.server, token=args.token)
-    from .inference import MotionModel
+    from .inference import MotionModel, pick_device
 
-    return MotionModel(args.checkpoint, device=args.device)
+    device = pick_device(args.device)
+    return MotionModel(args.checkpoint, device=device, encoder=local_encoder(args, device))
 
 
 def _motion_or_prompt(text: str):

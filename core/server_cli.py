@@ -27,6 +27,9 @@ def add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0: any free port, printed at start)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    from .cli_model import add_text_encoder_option
+
+    add_text_encoder_option(p)
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on every request (default: ${TOKEN_ENV} "
                                    "when set, else no token)")
     p.add_argument(ALLOW_REMOTE_FLAG, action="store_true",
@@ -93,7 +96,11 @@ def cmd_serve(args) -> int:
         options.workers = args.workers or (1 if cuda else 2)
         if args.threads or not cuda:
             torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // options.workers))
-        model = MotionModel(args.checkpoint, device=args.device, text_cache_size=args.text_cache)
+        from .cli_model import local_encoder
+
+        device = pick_device(args.device)
+        model = MotionModel(args.checkpoint, device=device, text_cache_size=args.text_cache,
+                            encoder=local_encoder(args, device))
     except BaseException:
         sock.close()
         raise

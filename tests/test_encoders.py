@@ -226,6 +226,15 @@ def test_identity_check(tiny_clip):
     tiny_clip.check_identity(tiny_clip.identity())
     with pytest.raises(MotionClipError, match="trained with text encoder"):
         tiny_clip.check_identity({"name": "minilm", "dim": 384, "fingerprint": "0" * 16})
+    mine = tiny_clip.identity()
+    kind = mine["name"].partition(":")[0]
+    # the same weights under another label of the same kind (a renamed file or run folder): accepted
+    tiny_clip.check_identity({**mine, "name": f"{kind}:elsewhere"})
+    # another kind, or the label alone without a fingerprint to vouch for the content: refused
+    with pytest.raises(MotionClipError, match="trained with text encoder"):
+        tiny_clip.check_identity({**mine, "name": "minilm"})
+    with pytest.raises(MotionClipError, match="trained with text encoder"):
+        tiny_clip.check_identity({"name": f"{kind}:elsewhere", "dim": mine["dim"]})
 
 
 def test_unfreeze_lets_gradients_flow():

@@ -662,3 +662,30 @@ def test_retrieval_scores_by_hand() -> None:
     assert r["mm_dist"] == pytest.approx(2.0) and r["r_precision_top1"] == 0.0
     with pytest.raises(MotionClipError, match="3 windows are fewer than one retrieval batch of 4"):
         retrieval_scores(e[:3], e[:3], ["a", "b", "c"], seed=0, batch_size=4)
+
+
+def test_generate_with_text_encoder_when_the_moclip_run_moved(moclip_ae, moclip_run, tmp_path, capsys) -> None:
+    """A model trained with a MoCLIP student whose run folder moved: `generate` fails naming the missing
+    student, and `--text-encoder moclip:NEW_PLACE` loads it (checked by content against the run's record);
+    another encoder is refused; --text-encoder with --server is refused (the server has its own)."""
+    import shutil
+
+    ae = tmp_path / "ae"
+    shutil.copytree(moclip_ae, ae)
+    moved = tmp_path / "moved-student"
+    shutil.copytree(moclip_run, moved)
+    record = json.loads((ae / "config.json").read_text())
+    record["encoder"]["spec"] = f"moclip:{tmp_path / 'gone'}"  # where the student was when the model trained
+    (ae / "config.json").write_text(json.dumps(record))
+    out = tmp_path / "w.bvh"
+    base = ["generate", "someone strolls along", "--checkpoint", str(ae), "--frames", "20", "--seed", "1",
+            "--device", "cpu", "--out", str(out)]
+    capsys.readouterr()
+    assert main(base) == 1 and not out.exists()
+    assert "gone" in capsys.readouterr().err
+    assert main(base + ["--text-encoder", f"moclip:{moved}"]) == 0 and out.read_text().startswith("HIERARCHY")
+    assert main(base + ["--text-encoder", "minilm"]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert main(base + ["--text-encoder", f"moclip:{moved}", "--server", "http://127.0.0.1:9"]) == 1
+    assert "--text-encoder loads a model here" in capsys.readouterr().err

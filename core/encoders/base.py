@@ -131,6 +131,9 @@ class TextEncoder(nn.Module):
         """Refuse to pair with a checkpoint trained on a different encoder."""
         mine = self.identity()
         diff = [k for k in ("name", "dim", "fingerprint") if k in expected and expected[k] != mine[k]]
+        if diff == ["name"] and "fingerprint" in expected and \
+                str(expected["name"]).partition(":")[0] == mine["name"].partition(":")[0]:
+            diff = []  # the same weights under another label (e.g. a MoCLIP run's folder renamed): same content
         if diff:
             want = ", ".join(f"{k}={expected[k]!r}" for k in ("name", "dim", "fingerprint") if k in expected)
             have = ", ".join(f"{k}={mine[k]!r}" for k in ("name", "dim", "fingerprint"))
