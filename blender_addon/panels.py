@@ -129,9 +129,8 @@ class MOTIONCLIP_PT_main(bpy.types.Panel):
         _draw_status(layout, context, server=False)
 
 
-class MOTIONCLIP_PT_recognize(bpy.types.Panel):
-    bl_idname = "MOTIONCLIP_PT_recognize"
-    bl_label = "Recognise and Edit"
+class _SubPanel:
+    """A closed sub-panel under the main one, shown once the backend is set up."""
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "MotionCLIP"
@@ -141,6 +140,11 @@ class MOTIONCLIP_PT_recognize(bpy.types.Panel):
     @classmethod
     def poll(cls, context):
         return not setup_ui.needs_setup(context)
+
+
+class MOTIONCLIP_PT_recognize(_SubPanel, bpy.types.Panel):
+    bl_idname = "MOTIONCLIP_PT_recognize"
+    bl_label = "Recognise and Edit"
 
     def draw(self, context):
         layout = self.layout
@@ -161,19 +165,10 @@ class MOTIONCLIP_PT_recognize(bpy.types.Panel):
         layout.operator(MOTIONCLIP_OT_edit.bl_idname, icon="MODIFIER")
 
 
-class MOTIONCLIP_PT_model(bpy.types.Panel):
+class MOTIONCLIP_PT_model(_SubPanel, bpy.types.Panel):
     """What to expect of the built-in model (its model card's limitations)."""
     bl_idname = "MOTIONCLIP_PT_model"
     bl_label = "Built-in Model: Limits"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "MotionCLIP"
-    bl_parent_id = "MOTIONCLIP_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
-
-    @classmethod
-    def poll(cls, context):
-        return not setup_ui.needs_setup(context)
 
     def draw(self, context):
         width = text_columns(context)

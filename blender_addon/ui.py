@@ -286,22 +286,31 @@ def _selected_motion(context, button: str):
     return ob, rig.read_motion(ob, scene_fps(context.scene))
 
 
-class MOTIONCLIP_OT_recognize(_JobOperator, bpy.types.Operator):
+class _MotionOperator(_JobOperator):
+    """A button that sends the selected SMPL armature's motion to the backend."""
+    bl_options = {"REGISTER"}
+
+    def motion_request(self, context, empty: str = ""):
+        """The selected armature, its motion and a client for the backend; first a ValueError with
+        `empty` when a field the button needs is empty (`empty` says which and what to type)."""
+        if empty:
+            raise ValueError(empty)
+        ob, motion = _selected_motion(context, self.bl_label)
+        return ob, motion, make_client(context)
+
+
+class MOTIONCLIP_OT_recognize(_MotionOperator, bpy.types.Operator):
     """Rank the candidate labels for the selected SMPL armature's action"""
     bl_idname = "motionclip.recognize"
     bl_label = "Recognise"
-    bl_options = {"REGISTER"}
 
     def execute(self, context):
-        settings = context.scene.motionclip
-        labels = [l.strip() for l in settings.labels.split(",") if l.strip()]
+        labels = [l.strip() for l in context.scene.motionclip.labels.split(",") if l.strip()]
         jobs.state(context).labels.clear()  # the last ranking is not this one's
         try:
-            if not labels:
-                raise ValueError("the Labels field is empty: type the candidate actions, separated by commas "
-                                 "(e.g. walk, run, jump), then press Recognise")
-            _, motion = _selected_motion(context, "Recognise")
-            client = make_client(context)
+            _, motion, client = self.motion_request(context, "" if labels else (
+                "the Labels field is empty: type the candidate actions, separated by commas (e.g. walk, run, jump), "
+                "then press Recognise"))
         except (rig.RigError, BackendError, ValueError) as exc:
             return self.fail(context, exc)
         limits = (f"at most {getattr(protocol, 'MAX_LABELS', 200)} labels of "
@@ -320,21 +329,18 @@ class MOTIONCLIP_OT_recognize(_JobOperator, bpy.types.Operator):
                            explained(lambda: client.recognize(motion, labels, top=len(labels)), hints), apply)
 
 
-class MOTIONCLIP_OT_edit(_JobOperator, bpy.types.Operator):
+class MOTIONCLIP_OT_edit(_MotionOperator, bpy.types.Operator):
     """Move the selected SMPL armature's motion along a text direction (From -> To) into a new action"""
     bl_idname = "motionclip.edit"
     bl_label = "Edit Motion"
-    bl_options = {"REGISTER"}
 
     def execute(self, context):
         settings = context.scene.motionclip
         src, dst, strength = settings.edit_from.strip(), settings.edit_to.strip(), settings.edit_strength
         try:
-            if not src or not dst:
-                raise ValueError(f"{'From' if not src else 'To'} is empty: type what the motion is (From) and "
-                                 "what it should become (To), e.g. walk -> walk happily, then press Edit Motion")
-            ob, motion = _selected_motion(context, "Edit Motion")
-            client = make_client(context)
+            ob, motion, client = self.motion_request(context, "" if src and dst else (
+                f"{'From' if not src else 'To'} is empty: type what the motion is (From) and what it should "
+                "become (To), e.g. walk -> walk happily, then press Edit Motion"))
         except (rig.RigError, BackendError, ValueError) as exc:
             return self.fail(context, exc)
         name = rig.action_name_for(ob.animation_data.action.name, f" ({src} -> {dst})")

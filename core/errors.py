@@ -17,3 +17,14 @@ def read_json(path, error: type[MotionClipError] = MotionClipError, what: str = 
         raise error(f"{what} not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+def check_fields(cls, d: dict, what: str, error: type[MotionClipError] = MotionClipError,
+                 known_label: str = "known") -> None:
+    """`error` naming the keys of `d` that are no field of the dataclass `cls`, and the fields it has."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise error(f"{what}: unknown field(s) {unknown}; {known_label}: {sorted(known)}")

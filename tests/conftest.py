@@ -6,7 +6,9 @@ fetched (no network) or other data is absent (CMU from apt, the shared Bandai-Na
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,55 @@ def bvhtoolbox_dir() -> Path:
 def bandai_dir() -> Path:
     return _need(BANDAI_DIR / "data", "the shared Bandai-Namco data set is not on this machine "
                  "(set MOTIONCLIP_BANDAI_DIR to its folder)").parent
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module's tests (`pytestmark = pytest.mark.usefixtures(...)`): tiny
+    models and small tensors gain nothing from more, a busy 2-core machine (or 2 torchrun workers) slows to a
+    crawl with OpenMP oversubscription, and the same thread count everywhere makes in-process and subprocess
+    runs comparable bit for bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def modules_installed(modules: dict):
+    """sys.modules holds these modules (name -> module) inside the block only; what was there before comes
+    back after it (for pickling classes of modules that do not exist)."""
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for name, before in saved.items():
+            if before is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = before
+
+
+# A tiny model configuration: a few steps of the real trainer with a random tiny CLIP encoder.
+TINY_TRAIN = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
+                  encoder="clip-random:tiny", epochs=2, batch_size=8, window=60, max_steps_per_epoch=4)
+
+
+def train_tiny(root: Path, clips: int = 24, **config) -> Path:
+    """Synthesize `clips` clips into root/data and train a tiny model on them through the real trainer
+    (TINY_TRAIN, with `config` over it); its run folder, root/run."""
+    from motionclip.core.data.synth import synthesize
+    from motionclip.train.autoencoder import load_train_config, train_autoencoder
+
+    synthesize(root / "data", clips=clips, seed=0, progress=False)
+    train_autoencoder(root / "data", root / "run", load_train_config(None, {**TINY_TRAIN, **config}), progress=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny model trained on 24 synthetic clips (train_tiny), once a session; read-only for the tests."""
+    return train_tiny(tmp_path_factory.mktemp("tiny_model"))

@@ -17,6 +17,7 @@ the project's forward kinematics of the answer, within 1e-4.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -50,25 +51,12 @@ DEBIAN_BLENDER = shutil.which("blender")
 PROMPT_1, PROMPT_2, FRAMES, START, FPS, SEED = "a person jumps", "a person waves with the left hand", 48, 10, 24, 7
 C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # SMPL Y up -> Blender Z up
 TOL = 1e-4
-TINY = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
-            encoder="clip-random:tiny", epochs=2, batch_size=8, window=60, max_steps_per_epoch=4)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    from motionclip.core.data.synth import synthesize
-    from motionclip.train.autoencoder import load_train_config, train_autoencoder
-
-    root = tmp_path_factory.mktemp("addon_model")
-    synthesize(root / "data", clips=24, seed=0, progress=False)
-    train_autoencoder(root / "data", root / "run", load_train_config(None, TINY), progress=False)
-    return root / "run"
 
 
 def serve(tiny_run: Path, log: Path, token: str = ""):
@@ -332,16 +320,8 @@ def test_build_without_model(tmp_path) -> None:
 
 
 def test_bpy_extension_generates_against_real_server(addon_zip, server, tmp_path) -> None:
-    if not BLENDER_PYTHON.exists():
-        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON} (python3 -m venv .venv-blender && "
-                    ".venv-blender/bin/pip install bpy==5.0.1)")
     out = tmp_path / "session.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")  # a throwaway user folder for the extension
-    proc = subprocess.run([str(BLENDER_PYTHON), str(SESSION), str(addon_zip), server, dead_url(), str(out)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender([SESSION, addon_zip, server, dead_url(), out], out, tmp_path)
     assert d["blender"].startswith("5.") and d["module"] == "bl_ext.user_default.motionclip_blender"
     check_session(d, server)
     assert proc.returncode == 0
@@ -349,16 +329,8 @@ def test_bpy_extension_generates_against_real_server(addon_zip, server, tmp_path
 
 @pytest.mark.slow
 def test_debian_blender_legacy_addon_generates(addon_zip, server, tmp_path) -> None:
-    if DEBIAN_BLENDER is None:
-        pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
     out = tmp_path / "session.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
-    proc = subprocess.run([DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
-                           str(SESSION), "--", str(addon_zip), server, dead_url(), str(out)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender([SESSION, addon_zip, server, dead_url(), out], out, tmp_path, debian=True)
     assert d["module"] == "motionclip_blender"
     check_session(d, server)
     assert proc.returncode == 0
@@ -431,15 +403,8 @@ def check_error_paths(d: dict, output: str) -> None:
 
 
 def test_bpy_error_paths_never_crash(addon_zip, token_server, tmp_path) -> None:
-    if not BLENDER_PYTHON.exists():
-        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
     out = tmp_path / "errors.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
-    proc = subprocess.run([str(BLENDER_PYTHON), str(ERROR_SESSION), str(addon_zip), token_server, TOKEN, dead_url(),
-                           str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender([ERROR_SESSION, addon_zip, token_server, TOKEN, dead_url(), out], out, tmp_path)
     assert d["blender"].startswith("5.")
     check_error_paths(d, proc.stdout + proc.stderr)
     assert proc.returncode == 0
@@ -447,16 +412,8 @@ def test_bpy_error_paths_never_crash(addon_zip, token_server, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_debian_blender_error_paths_never_crash(addon_zip, token_server, tmp_path) -> None:
-    if DEBIAN_BLENDER is None:
-        pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
     out = tmp_path / "errors.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
-    proc = subprocess.run([DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
-                           str(ERROR_SESSION), "--", str(addon_zip), token_server, TOKEN, dead_url(), str(out)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender([ERROR_SESSION, addon_zip, token_server, TOKEN, dead_url(), out], out, tmp_path, debian=True)
     assert d["module"] == "motionclip_blender" and d["blender"].startswith("3.")
     check_error_paths(d, proc.stdout + proc.stderr)
     assert proc.returncode == 0
@@ -498,15 +455,8 @@ json.dump(res, open(out, "w"))
 def test_start_backend_button_launches_and_stops_the_server(addon_zip, tiny_run, tmp_path) -> None:
     """Preferences > Start Backend runs `motionclip serve` from the Python the user points to; the
     add-on waits for /health, shows the connection, and stops the server when it is disabled."""
-    if not BLENDER_PYTHON.exists():
-        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
     out, port = tmp_path / "start.json", free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "user")
-    proc = subprocess.run([str(BLENDER_PYTHON), "-c", START_BACKEND, str(addon_zip), sys.executable, str(tiny_run),
-                           str(port), str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender(["-c", START_BACKEND, addon_zip, sys.executable, tiny_run, port, out], out, tmp_path)
     assert d["op"] == ["FINISHED"] and d["error"] == "", d
     assert d["url"] == f"http://127.0.0.1:{port}" and d["status"] == f"Backend running at {d['url']}"
     assert "clip-random:tiny" in d["server"] and d["running"]
@@ -543,6 +493,34 @@ def screenshot(display: str, out: Path):
     return np.asarray(Image.open(out).convert("RGB")).astype(np.int32)
 
 
+@contextlib.contextmanager
+def blender_window(script: Path, args: list, tmp_path: Path, screen: str):
+    """Debian's Blender in a real window on a fresh Xvfb display (`screen`: WxHxDEPTH), running script
+    with args (its output in tmp_path/blender.log); yields (display, env, blender, log). Both are
+    stopped after."""
+    n = free_display()
+    display = f":{n}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", screen, "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "blender.log"
+    env = {**debian_env(tmp_path), "DISPLAY": display}
+    blender = None
+    try:
+        deadline = time.monotonic() + 30
+        while not Path(f"/tmp/.X11-unix/X{n}").exists():
+            assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        with open(log, "wb") as fh:
+            blender = subprocess.Popen([DEBIAN_BLENDER, "--factory-startup", "--python", str(script), "--",
+                                        *map(str, args)], env=env, cwd=tmp_path, stdout=fh, stderr=subprocess.STDOUT)
+        yield display, env, blender, log
+    finally:
+        if blender is not None and blender.poll() is None:
+            blender.kill()
+        xvfb.terminate()
+        xvfb.wait(10)
+
+
 @pytest.mark.slow
 def test_real_blender_window_generates_and_shows_the_panel(addon_zip, server, tmp_path) -> None:
     """Debian's Blender 3.4 in a real window on Xvfb: press Generate in the sidebar, see the armature
@@ -552,26 +530,10 @@ def test_real_blender_window_generates_and_shows_the_panel(addon_zip, server, tm
     if None in tools:
         pytest.skip("needs blender, Xvfb, xdotool and ImageMagick's import (apt-get install blender "
                     "python3-numpy xvfb xdotool imagemagick)")
-    n = free_display()
-    display = f":{n}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "state"
     state.mkdir()
-    log = tmp_path / "blender.log"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env.update(DISPLAY=display, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
-               BLENDER_USER_CONFIG=str(tmp_path / "config"))
-    blender = None
-    try:
-        deadline = time.monotonic() + 30
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.1)
-        with open(log, "wb") as fh:
-            blender = subprocess.Popen([DEBIAN_BLENDER, "--factory-startup", "--python", str(GUI_SESSION), "--",
-                                        str(addon_zip), server, str(state)], env=env, cwd=tmp_path,
-                                       stdout=fh, stderr=subprocess.STDOUT)
+    with blender_window(GUI_SESSION, [addon_zip, server, state], tmp_path, "1280x800x24") as window:
+        display, env, blender, log = window
         ready = wait_for(state / "ready.json", blender, log)
         assert "exception" not in ready, ready["exception"]
         # Generate returned at once and the request went on in the background; then the result was keyed.
@@ -609,11 +571,6 @@ def test_real_blender_window_generates_and_shows_the_panel(addon_zip, server, tm
             shutil.copy(tmp_path / "blender_panel.png", Path(keep) / "blender_panel.png")
         (state / "shot.done").touch()
         assert blender.wait(60) == 0, log.read_text()[-3000:]
-    finally:
-        if blender is not None and blender.poll() is None:
-            blender.kill()
-        xvfb.terminate()
-        xvfb.wait(10)
 
 
 # ---------------------------------------------------------------- one-click backend set-up
@@ -637,16 +594,42 @@ def blender_env(tmp_path: Path) -> dict:
     return env
 
 
+def debian_env(tmp_path: Path) -> dict:
+    """Debian's Blender 3.4's environment for a test: blender_env with its own throwaway user folders
+    (scripts/ for the legacy add-on, config/, datafiles/)."""
+    env = {k: v for k, v in blender_env(tmp_path).items() if k != "BLENDER_USER_RESOURCES"}
+    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"),
+               BLENDER_USER_DATAFILES=str(tmp_path / "datafiles"))
+    return env
+
+
+def run_blender(argv: list, out: Path, tmp_path: Path, debian: bool = False, timeout: int = 600):
+    """Run a script (argv: the script, or "-c" and code, then its arguments) in the Blender-side Python
+    (the bpy module), or in Debian's `blender -b` 3.4 with its own throwaway user folders; skips when
+    that Blender is missing. The JSON the script wrote to `out`, and the finished process."""
+    if debian:
+        if DEBIAN_BLENDER is None:
+            pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
+        env = debian_env(tmp_path)
+        cmd = [DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(argv[0]), "--",
+               *map(str, argv[1:])]
+    else:
+        if not BLENDER_PYTHON.exists():
+            pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON} (python3 -m venv .venv-blender && "
+                        ".venv-blender/bin/pip install bpy==5.0.1)")
+        env, cmd = blender_env(tmp_path), [str(BLENDER_PYTHON), *map(str, argv)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc
+
+
 def run_setup_session(addon_zip: Path, tmp_path: Path, prefs: dict) -> dict:
     broken = tmp_path / "no-wheels"
     broken.mkdir()
     config = tmp_path / "setup.json"
     config.write_text(json.dumps({"url": dead_url(), "prefs": prefs, "broken_links": str(broken)}))
     out = tmp_path / "setup_out.json"
-    proc = subprocess.run([str(BLENDER_PYTHON), str(SETUP_SESSION), str(addon_zip), str(config), str(out)],
-                          env=blender_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=1800)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender([SETUP_SESSION, addon_zip, config, out], out, tmp_path, timeout=1800)
     assert "exception" not in d, d["exception"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return d
@@ -794,13 +777,9 @@ def check_panel_session(d: dict, url: str) -> None:
 
 
 def test_bpy_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tmp_path) -> None:
-    if not BLENDER_PYTHON.exists():
-        pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
     out = tmp_path / "panel.json"
-    proc = subprocess.run([str(BLENDER_PYTHON), str(PANEL_SESSION), str(addon_zip), server, dead_url(), str(out)],
-                          env=blender_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    check_panel_session(json.loads(out.read_text()), server)
+    d, proc = run_blender([PANEL_SESSION, addon_zip, server, dead_url(), out], out, tmp_path)
+    check_panel_session(d, server)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Traceback" not in output, output[-6000:]
 
@@ -833,11 +812,7 @@ def test_addon_without_model_asks_for_a_checkpoint(tmp_path) -> None:
         pytest.skip(f"no Blender-side Python at {BLENDER_PYTHON}")
     zip_path = build_addon.build(tmp_path / "dist", with_model=False)
     out = tmp_path / "nomodel.json"
-    proc = subprocess.run([str(BLENDER_PYTHON), "-c", NO_MODEL, str(zip_path), str(out),
-                           str(REPO / "tests" / "blender_scripts")], env=blender_env(tmp_path), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender(["-c", NO_MODEL, zip_path, out, REPO / "tests" / "blender_scripts"], out, tmp_path)
     for op in ("setup_backend", "start_backend"):
         assert "built without the built-in model" in d[op] and "set Checkpoint in Preferences > Add-ons > motionclip" \
             in d[op], d
@@ -1046,27 +1021,12 @@ def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) 
     config.write_text(json.dumps({"url": url, "hang_url": hang.url, "dead_url": dead_url(),
                                   "prefs": {"find_links": str(links), "no_index": True,
                                             "extra_site_packages": str(extra)}}))
-    n = free_display()
-    display = f":{n}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path / "state"
     state.mkdir()
-    log = tmp_path / "blender.log"
-    env = {k: v for k, v in blender_env(tmp_path).items() if k != "BLENDER_USER_RESOURCES"}
-    env.update(DISPLAY=display, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"),
-               BLENDER_USER_CONFIG=str(tmp_path / "config"), BLENDER_USER_DATAFILES=str(tmp_path / "datafiles"))
-    blender = None
     keep = os.environ.get("MOTIONCLIP_SCREENSHOT_DIR")
-    try:
-        deadline = time.monotonic() + 30
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.1)
-        with open(log, "wb") as fh:
-            blender = subprocess.Popen([DEBIAN_BLENDER, "--factory-startup", "--python", str(GUI_STATES), "--",
-                                        str(addon_zip), str(config), str(state)], env=env, cwd=tmp_path,
-                                       stdout=fh, stderr=subprocess.STDOUT)
+    with blender_window(GUI_STATES, [addon_zip, config, state], tmp_path, "1280x1024x24") as window, \
+            contextlib.closing(hang):
+        display, env, blender, log = window
         first = wait_for(state / "no_backend.json", blender, log)
         for _ in range(5):  # the first click may only close the splash screen
             click_sidebar_tab(display, env, first, tmp_path / "before.png")
@@ -1094,12 +1054,6 @@ def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) 
                 save_crop(full, Path(keep) / f"{i + 1}-{name.replace('_', '-')}.png", first)
             (state / f"{name}.done").touch()
         assert blender.wait(120) == 0, log.read_text()[-3000:]
-    finally:
-        if blender is not None and blender.poll() is None:
-            blender.kill()
-        hang.close()
-        xvfb.terminate()
-        xvfb.wait(10)
     output = log.read_text()
     assert "Traceback" not in output, output[-3000:]
     # What each state was when its screenshot was taken.
@@ -1127,17 +1081,8 @@ def test_real_blender_window_shows_each_state_of_the_panel(addon_zip, tmp_path) 
 @pytest.mark.slow
 def test_debian_blender_panel_shows_connection_prompts_and_one_cancel(addon_zip, server, tmp_path) -> None:
     """The same panel checks in Debian's `blender -b` 3.4 (a legacy add-on; its user folder is datafiles/)."""
-    if DEBIAN_BLENDER is None:
-        pytest.skip("no `blender` on PATH (apt-get install blender python3-numpy)")
     out = tmp_path / "panel.json"
-    env = {k: v for k, v in blender_env(tmp_path).items() if k != "BLENDER_USER_RESOURCES"}
-    env.update(BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"),
-               BLENDER_USER_DATAFILES=str(tmp_path / "datafiles"))
-    proc = subprocess.run([DEBIAN_BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python",
-                           str(PANEL_SESSION), "--", str(addon_zip), server, dead_url(), str(out)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    d = json.loads(out.read_text())
+    d, proc = run_blender([PANEL_SESSION, addon_zip, server, dead_url(), out], out, tmp_path, debian=True)
     assert d["blender"].startswith("3.")
     check_panel_session(d, server)
     output = proc.stdout + proc.stderr

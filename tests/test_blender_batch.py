@@ -28,8 +28,7 @@ import pytest
 
 from motionclip.core import headless_blender
 from motionclip.core.cli import main
-from test_blender_addon import (BLENDER_PYTHON, DEBIAN_BLENDER, REPO, dead_url, server,  # noqa: F401
-                                tiny_run)
+from test_blender_addon import BLENDER_PYTHON, DEBIAN_BLENDER, REPO, dead_url, server  # noqa: F401
 
 CHECK = REPO / "tests" / "blender_scripts" / "check_batch_outputs.py"
 BATCH = REPO / "blender_addon" / "batch.py"
@@ -175,12 +174,17 @@ def reopen(blender: str, files: list[Path], tmp_path: Path) -> dict:
     return json.loads(out.read_text())["files"]
 
 
+@pytest.fixture(params=list(BLENDERS))
+def installed_blender(request) -> tuple[str, str]:
+    """(name, executable) of each Blender in BLENDERS; skips one that is not installed here."""
+    if BLENDERS[request.param] is None:
+        pytest.skip(f"{request.param} is not installed here")
+    return request.param, BLENDERS[request.param]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(BLENDERS))
-def test_every_format_reopens_as_the_batch_promised(name, server, tmp_path) -> None:  # noqa: F811
-    blender = BLENDERS[name]
-    if blender is None:
-        pytest.skip(f"{name} is not installed here")
+def test_every_format_reopens_as_the_batch_promised(installed_blender, server, tmp_path) -> None:  # noqa: F811
+    name, blender = installed_blender
     (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
     formats = ("blend", "fbx") + (("bvh",) if name == "bpy-5" else ())
     written: dict[str, list[Path]] = {}
@@ -214,11 +218,8 @@ def test_every_format_reopens_as_the_batch_promised(name, server, tmp_path) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(BLENDERS))
-def test_a_scene_file_is_kept_and_its_armature_animated(name, server, tmp_path) -> None:  # noqa: F811
-    blender = BLENDERS[name]
-    if blender is None:
-        pytest.skip(f"{name} is not installed here")
+def test_a_scene_file_is_kept_and_its_armature_animated(installed_blender, server, tmp_path) -> None:  # noqa: F811
+    _, blender = installed_blender
     (tmp_path / "first.json").write_text(json.dumps(PROMPTS[:1]))
     proc = run_batch(blender, server, tmp_path, "blend", tmp_path / "first.json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

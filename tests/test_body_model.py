@@ -148,49 +148,26 @@ def _no_env_model(monkeypatch):
 # --- the real smplx path --------------------------------------------------------------------
 
 
-def test_smplx_npz(tmp_path):
-    data = make_model("smplx", seed=1)
-    path = write_model(tmp_path / "SMPLX_NEUTRAL.npz", data)
-    sk = load_skeleton(path)
-    check_skeleton(sk, data, "smplx")
-    assert sk.name == "smplx-neutral" and sk.source == str(path)
-
-
-def test_smplx_pkl(tmp_path):
-    data = make_model("smplx", seed=2)
-    path = write_model(tmp_path / "SMPLX_MALE.pkl", data)
-    sk = load_skeleton(path)
-    check_skeleton(sk, data, "smplx")
-    assert sk.name == "smplx-male"  # a file's own name says its gender
-
-
-def test_smpl_pkl_with_sparse_regressor(tmp_path):
-    data = make_model("smpl", seed=3)
-    path = write_model(tmp_path / "SMPL_NEUTRAL.pkl", data, sparse_regressor=True)
-    check_skeleton(load_skeleton(path), data, "smpl")
-
-
-def test_smpl_official_file_name(tmp_path):
-    data = make_model("smpl", seed=4)
-    path = write_model(tmp_path / "basicmodel_f_lbs_10_207_0_v1.1.0.pkl", data)
-    sk = load_skeleton(path)
-    check_skeleton(sk, data, "smpl")
-    assert sk.name == "smpl-female"
-
-
-def test_smpl_npz(tmp_path):
+MODEL_FILES = {  # test id: (model type, seed, file, the skeleton's name, write_model's options)
+    "smplx_npz": ("smplx", 1, "SMPLX_NEUTRAL.npz", "smplx-neutral", {}),
+    "smplx_pkl": ("smplx", 2, "SMPLX_MALE.pkl", "smplx-male", {}),  # a file's own name says its gender
+    "smpl_pkl_with_sparse_regressor": ("smpl", 3, "SMPL_NEUTRAL.pkl", None, {"sparse_regressor": True}),
+    "smpl_official_file_name": ("smpl", 4, "basicmodel_f_lbs_10_207_0_v1.1.0.pkl", "smpl-female", {}),
     # smplx itself reads SMPL only from a pickle; an .npz SMPL file works here too.
-    data = make_model("smpl", seed=5)
-    path = write_model(tmp_path / "SMPL_NEUTRAL.npz", data)
-    check_skeleton(load_skeleton(path), data, "smpl")
+    "smpl_npz": ("smpl", 5, "SMPL_NEUTRAL.npz", None, {}),
+    "smplh_pkl": ("smplh", 6, "SMPLH_female.pkl", "smplh-female", {}),
+}
 
 
-def test_smplh_pkl(tmp_path):
-    data = make_model("smplh", seed=6)
-    path = write_model(tmp_path / "SMPLH_female.pkl", data)
+@pytest.mark.parametrize("kind, seed, file, name, options", MODEL_FILES.values(), ids=MODEL_FILES.keys())
+def test_model_file(tmp_path, kind, seed, file, name, options):
+    data = make_model(kind, seed=seed)
+    path = write_model(tmp_path / file, data, **options)
     sk = load_skeleton(path)
-    check_skeleton(sk, data, "smplh")
-    assert sk.name == "smplh-female"
+    check_skeleton(sk, data, kind)
+    assert sk.source == str(path)
+    if name is not None:
+        assert sk.name == name
 
 
 def test_smplh_amass_layout_without_hand_pca(tmp_path):

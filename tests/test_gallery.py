@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import train_tiny
 from motionclip.core.cli import main
 from motionclip.core.data.synth import generate_clip
 from motionclip.render.gallery import DEFAULT_PROMPTS, MARK_BEGIN, MARK_END, motion_figures, sheet_frames
 
-TINY = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
-            encoder="clip-random:tiny", epochs=1, batch_size=8, window=60, max_steps_per_epoch=3)
 PROMPTS = ["a person walks forward", "a person waves with the right hand"]
 
 
@@ -43,13 +42,7 @@ needs_render = pytest.mark.skipif(_render_skip_reason() is not None, reason=str(
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """A tiny model trained for a few steps through the real trainer (random tiny CLIP encoder)."""
-    from motionclip.core.data.synth import synthesize
-    from motionclip.train.autoencoder import load_train_config, train_autoencoder
-
-    root = tmp_path_factory.mktemp("gallery_model")
-    synthesize(root / "data", clips=12, seed=0, progress=False)
-    train_autoencoder(root / "data", root / "run", load_train_config(None, TINY), progress=False)
-    return root / "run"
+    return train_tiny(tmp_path_factory.mktemp("gallery_model"), clips=12, epochs=1, max_steps_per_epoch=3)
 
 
 def test_default_prompts_and_sheet_frames() -> None:

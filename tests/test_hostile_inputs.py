@@ -41,6 +41,12 @@ def bad_by_name(corpus, name: str) -> Path:
     return next(p for p in corpus.bad if p.name == name)
 
 
+def refused(corpus, name: str, read, error: type[Exception], match: str) -> None:
+    """`read` refuses the corpus's bad file `name` with `error`, its message matching `match`."""
+    with pytest.raises(error, match=match):
+        read(bad_by_name(corpus, name))
+
+
 def strict_json(path: Path):
     def refuse(c):
         raise AssertionError(f"{path} holds {c}")
@@ -121,50 +127,42 @@ def test_every_reader_error_starts_with_the_file(corpus) -> None:
 # --- the worst cases, reader by reader --------------------------------------------------------------------
 
 def test_bvh_channel_counts_are_bounded(corpus) -> None:
-    with pytest.raises(MotionClipError, match=r"CHANNELS -2; a joint has 0 to 6 channels"):
-        read_bvh(bad_by_name(corpus, "channels_minus2.bvh"))
-    with pytest.raises(MotionClipError, match=r"CHANNELS 999999999999"):
-        read_bvh(bad_by_name(corpus, "channels_huge.bvh"))
-    with pytest.raises(L.LimitError, match=r"number of joints is 513; the limit is 512 \(MAX_JOINTS"):
-        read_bvh(bad_by_name(corpus, "deep_hierarchy.bvh"))
-    with pytest.raises(L.LimitError, match=r"Frames: line\) is 1,000,000,000,000; the limit is 200,000"):
-        read_bvh(bad_by_name(corpus, "frames_billion.bvh"))
+    refused(corpus, "channels_minus2.bvh", read_bvh, MotionClipError, r"CHANNELS -2; a joint has 0 to 6 channels")
+    refused(corpus, "channels_huge.bvh", read_bvh, MotionClipError, r"CHANNELS 999999999999")
+    refused(corpus, "deep_hierarchy.bvh", read_bvh, L.LimitError,
+            r"number of joints is 513; the limit is 512 \(MAX_JOINTS")
+    refused(corpus, "frames_billion.bvh", read_bvh, L.LimitError,
+            r"Frames: line\) is 1,000,000,000,000; the limit is 200,000")
 
 
 def test_bvh_frame_times_outside_the_fps_range_are_refused(corpus) -> None:
-    with pytest.raises(L.LimitError, match=r"is inf fps; readable files have 1 to 1000 fps"):
-        read_bvh(bad_by_name(corpus, "tiny_frame_time.bvh"))
-    with pytest.raises(L.LimitError, match=r"is 1e-06 fps"):
-        read_bvh(bad_by_name(corpus, "slow_frame_time.bvh"))
+    refused(corpus, "tiny_frame_time.bvh", read_bvh, L.LimitError, r"is inf fps; readable files have 1 to 1000 fps")
+    refused(corpus, "slow_frame_time.bvh", read_bvh, L.LimitError, r"is 1e-06 fps")
 
 
 def test_a_skeleton_of_zero_offsets_is_refused(corpus) -> None:
-    with pytest.raises(RetargetError, match="rest offsets are zero"):
-        load_source_motion(bad_by_name(corpus, "zero_offsets.bvh"))
+    refused(corpus, "zero_offsets.bvh", load_source_motion, RetargetError, "rest offsets are zero")
     # Offsets and values beyond float32's range would become infinite: refused as read.
-    with pytest.raises(L.LimitError, match=r"line 94: OFFSET 1e39 is beyond \+-1e\+09 \(MAX_ABS_VALUE"):
-        read_bvh(bad_by_name(corpus, "huge_offset.bvh"))
-    with pytest.raises(L.LimitError, match=r"line 148: value 4 is 1e\+30, beyond \+-1e\+09"):
-        read_bvh(bad_by_name(corpus, "big_value.bvh"))
-    with pytest.raises(L.LimitError, match=r"frames x channels \(199,999 x 360\) is 71,999,640"):
-        read_bvh(bad_by_name(corpus, "values_many.bvh"))
+    refused(corpus, "huge_offset.bvh", read_bvh, L.LimitError,
+            r"line 94: OFFSET 1e39 is beyond \+-1e\+09 \(MAX_ABS_VALUE")
+    refused(corpus, "big_value.bvh", read_bvh, L.LimitError, r"line 148: value 4 is 1e\+30, beyond \+-1e\+09")
+    refused(corpus, "values_many.bvh", read_bvh, L.LimitError, r"frames x channels \(199,999 x 360\) is 71,999,640")
 
 
 def test_npz_bombs_and_lying_headers_are_refused_before_reading(corpus) -> None:
-    with pytest.raises(L.LimitError, match=r"'poses.npy' \(decompressed\) is 1,073,741,888 bytes.*MAX_ZIP_ENTRY_BYTES"):
-        read_amass(bad_by_name(corpus, "bomb.npz"))
-    with pytest.raises(L.LimitError, match=r"\[199000, 300\] is 59,700,000 values; the limit is 50,000,000"):
-        read_amass(bad_by_name(corpus, "bomb_values.npz"))
-    with pytest.raises(MotionClipError, match=r"declares \[150000, 72\] float64 \(86,400,000 bytes\) but its member holds"):
-        read_amass(bad_by_name(corpus, "header_lie_member.npz"))
-    with pytest.raises(MotionClipError, match=r"holds 22,976 bytes of data .* the file is truncated"):
-        read_amass(bad_by_name(corpus, "npy_short.npz"))
+    refused(corpus, "bomb.npz", read_amass, L.LimitError,
+            r"'poses.npy' \(decompressed\) is 1,073,741,888 bytes.*MAX_ZIP_ENTRY_BYTES")
+    refused(corpus, "bomb_values.npz", read_amass, L.LimitError,
+            r"\[199000, 300\] is 59,700,000 values; the limit is 50,000,000")
+    refused(corpus, "header_lie_member.npz", read_amass, MotionClipError,
+            r"declares \[150000, 72\] float64 \(86,400,000 bytes\) but its member holds")
+    refused(corpus, "npy_short.npz", read_amass, MotionClipError,
+            r"holds 22,976 bytes of data .* the file is truncated")
     # 200,000 frames (the limit) of zeros in 117 KB: refused for its compression ratio before it is read.
-    with pytest.raises(L.LimitError, match=r"member 'poses.npy' expands 1,0\d\d times \([\d,]+ to 115,200,128 bytes\); "
-                                           r"the limit is 100 times \(MAX_COMPRESSION_RATIO"):
-        read_amass(bad_by_name(corpus, "bomb_in_limits.npz"))
-    with pytest.raises(L.LimitError, match=r"archive members is 5000; the limit is 64"):
-        read_amass(bad_by_name(corpus, "many_members.npz"))
+    refused(corpus, "bomb_in_limits.npz", read_amass, L.LimitError,
+            r"member 'poses.npy' expands 1,0\d\d times \([\d,]+ to 115,200,128 bytes\); "
+            r"the limit is 100 times \(MAX_COMPRESSION_RATIO")
+    refused(corpus, "many_members.npz", read_amass, L.LimitError, r"archive members is 5000; the limit is 64")
 
 
 @pytest.mark.parametrize("name, message", [
@@ -179,8 +177,7 @@ def test_npz_bombs_and_lying_headers_are_refused_before_reading(corpus) -> None:
     ("split_layout_mismatch.npz", r"'root_orient' \[40, 3\] and 'pose_body' \[41, 63\] must both be"),
 ])
 def test_npz_contents_are_checked(corpus, name, message) -> None:
-    with pytest.raises(MotionClipError, match=message):
-        read_amass(bad_by_name(corpus, name))
+    refused(corpus, name, read_amass, MotionClipError, message)
 
 
 @pytest.mark.parametrize("name, message", [
@@ -203,25 +200,20 @@ def test_npz_contents_are_checked(corpus, name, message) -> None:
     ("crc_bad.motion", r"Bad CRC-32"),
 ])
 def test_motion_files_are_checked(corpus, name, message) -> None:
-    with pytest.raises(MotionClipError, match=message):
-        Motion.load(bad_by_name(corpus, name))
+    refused(corpus, name, Motion.load, MotionClipError, message)
 
 
 def test_json_limits(corpus) -> None:
-    with pytest.raises(L.LimitError, match=r"nesting depth is over 1000; the limit is 32"):
-        load_source_motion(bad_by_name(corpus, "deep.json"))
-    with pytest.raises(MotionClipError, match=r"NaN is not a number JSON allows"):
-        load_source_motion(bad_by_name(corpus, "nan.json"))
+    refused(corpus, "deep.json", load_source_motion, L.LimitError, r"nesting depth is over 1000; the limit is 32")
+    refused(corpus, "nan.json", load_source_motion, MotionClipError, r"NaN is not a number JSON allows")
     with pytest.raises(L.LimitError, match=r"'fps' is inf fps"):  # 5,000 digits: no int-conversion error
         load_source_motion(bad_by_name(corpus, "digits_5000.json"))
-    with pytest.raises(MotionClipError, match=r"'meta' must be a JSON object"):
-        load_source_motion(bad_by_name(corpus, "string_meta.json"))
-    with pytest.raises(MotionClipError, match=r"over 1e\+09 s is 30,000,000,019; the limit is 200,000"):
-        load_source_motion(bad_by_name(corpus, "deepmimic_gap.txt"))
-    with pytest.raises(MotionClipError, match=r"Frames\[5\] has a negative duration"):
-        load_source_motion(bad_by_name(corpus, "deepmimic_negative_dt.txt"))
-    with pytest.raises(L.LimitError, match=r"number of frames in 'rotations' is 200,001"):
-        load_source_motion(bad_by_name(corpus, "frames_many.json"))
+    refused(corpus, "string_meta.json", load_source_motion, MotionClipError, r"'meta' must be a JSON object")
+    refused(corpus, "deepmimic_gap.txt", load_source_motion, MotionClipError,
+            r"over 1e\+09 s is 30,000,000,019; the limit is 200,000")
+    refused(corpus, "deepmimic_negative_dt.txt", load_source_motion, MotionClipError,
+            r"Frames\[5\] has a negative duration")
+    refused(corpus, "frames_many.json", load_source_motion, L.LimitError, r"number of frames in 'rotations' is 200,001")
     assert L.json_depth(json.loads('{"a": "[[[[", "b": [[1]]}')) == 3  # brackets inside strings do not count
     with pytest.raises(L.LimitError, match=r"nesting depth is 33; the limit is 32"):
         L.loads_json(b"[" * 33 + b"]" * 33, "deep33.json")

@@ -7,25 +7,17 @@ import pytest
 import torch
 
 from motionclip.core.cli import main
-from motionclip.core.data.synth import synthesize
 from motionclip.core.encoders import load_encoder
 from motionclip.core.errors import MotionClipError
 from motionclip.core.inference import MAX_PROMPT_CHARS, MotionModel
 from motionclip.core.io import load_motion, save_motion
 from motionclip.core.run import CONFIG, WEIGHTS, RunError
-from motionclip.train.autoencoder import load_train_config, train_autoencoder
-
-TINY = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
-            encoder="clip-random:tiny", epochs=2, batch_size=8, window=60, max_steps_per_epoch=4)
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory) -> Path:
-    """A tiny model trained for a few steps through the real trainer (random tiny CLIP encoder)."""
-    root = tmp_path_factory.mktemp("inference")
-    synthesize(root / "data", clips=24, seed=0, progress=False)
-    train_autoencoder(root / "data", root / "run", load_train_config(None, TINY), progress=False)
-    return root / "run"
+def run_dir(tiny_run) -> Path:
+    """A tiny model trained for a few steps through the real trainer (conftest.tiny_run)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="session")

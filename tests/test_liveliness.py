@@ -26,12 +26,7 @@ ACTIONS = ("walk", "wave", "bow")
 FPS = 30.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- speeds by hand -------------------------------------------------------------------------------------------

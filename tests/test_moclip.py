@@ -37,12 +37,7 @@ def tiny_config(**kw) -> dict:
                                                   "lr": {"head": 1e-3, "student": 1e-3}}], **kw}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

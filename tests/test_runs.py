@@ -25,8 +25,9 @@ from motionclip.core.inference import MotionModel, builtin_run_dir
 from motionclip.core.run import CRASH_ENV, CRASH_EXIT, RunError, load_model, read_config
 from motionclip.train.runs import TrainError, read_metrics
 
-from test_train import TORCHRUN, child_env, one_line_error, run_cli  # noqa: F401  (one_thread: a fixture)
-from test_train import one_thread  # noqa: F401
+from test_train import TORCHRUN, one_line_error, run_cli
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ENCODER = "clip-random:tiny"
 PROMPT = "a person walks forward"
@@ -158,12 +159,18 @@ def test_a_resume_killed_before_its_first_checkpoint_keeps_the_model(dataset, cf
 def test_resume_of_a_finished_run_changes_nothing(dataset, references, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     shutil.copytree(references["e2"], run)
+    out = resume_changes_nothing(dataset, run, capsys)
+    assert "already trained to epoch 2" in out and "nothing to do" in out, out
+
+
+def resume_changes_nothing(dataset: Path, run: Path, capsys) -> str:
+    """--resume on a run with nothing to do: what it printed; its files are as they were."""
     before = snapshot(run)
     capsys.readouterr()
     resume(dataset, run)
     out = capsys.readouterr().out
-    assert "already trained to epoch 2" in out and "nothing to do" in out, out
     assert snapshot(run) == before
+    return out
 
 
 def test_resume_of_an_older_run_interrupted_between_its_files_warns(dataset, references, tmp_path, capsys) -> None:
@@ -175,12 +182,8 @@ def test_resume_of_an_older_run_interrupted_between_its_files_warns(dataset, ref
     del config["sha256"]
     config["metrics"]["epoch"] = 1
     (run / "config.json").write_text(json.dumps(config))
-    before = snapshot(run)
-    capsys.readouterr()
-    resume(dataset, run)
-    out = capsys.readouterr().out
+    out = resume_changes_nothing(dataset, run, capsys)
     assert "nothing to do" in out and "hold epoch 1, the checkpoint epoch 2" in out, out
-    assert snapshot(run) == before
 
 
 def test_stray_temporary_files_go_at_the_next_start(dataset, references, tmp_path) -> None:
@@ -327,7 +330,7 @@ def test_evaluator_two_processes_match_one(dataset, tmp_path, capsys) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["--data", str(dataset), "--config", str(cfg)]
     assert main(["train", "evaluator", *args, "--out", str(one), "--quiet"]) == 0
-    r = run_cli_evaluator([*args, "--out", str(two)])
+    r = run_cli(*args, "--out", str(two), launcher=TORCHRUN, trainer="evaluator")  # 2 CPU processes (gloo)
     assert read_config(two)["world_size"] == 2 and read_config(one)["world_size"] == 1
     a, b = read_metrics(one / "metrics.csv"), read_metrics(two / "metrics.csv")
     assert [x["step"] for x in a] == [x["step"] for x in b] == ["3", "6"]
@@ -348,24 +351,6 @@ def test_evaluator_two_processes_match_one(dataset, tmp_path, capsys) -> None:
     before = snapshot(one)
     assert main(["train", "evaluator", "--data", str(dataset), "--out", str(one), "--resume", "--quiet"]) == 0
     assert "nothing to do" in capsys.readouterr().out and snapshot(one) == before
-
-
-def run_cli_evaluator(args: list[str]):
-    """`train evaluator` under torchrun, 2 CPU processes (gloo); run_cli's guard against hangs."""
-    import signal
-    import subprocess
-
-    cmd = [*TORCHRUN, "train", "evaluator", *args, "--quiet"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
-                         start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{' '.join(cmd)} still running after 300 s\n{out}\n{err}")
-    assert p.returncode == 0, f"exit {p.returncode}\n{out}\n{err}"
-    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def test_a_killed_evaluator_run_resumes_to_the_same_weights(dataset, tmp_path, capsys) -> None:

@@ -34,6 +34,7 @@ from motionclip.core.safe_pickle import (  # noqa: E402
     save_plain_npz,
 )
 from motionclip.core.skeleton import SMPL_MODEL_ENV, BodyModelError, load_skeleton  # noqa: E402
+from conftest import modules_installed  # noqa: E402
 from test_body_model import check_skeleton, make_model  # noqa: E402
 
 
@@ -113,16 +114,8 @@ def fake_chumpy():
 
 def pickle_with_chumpy(payload, protocol: int) -> bytes:
     mod = fake_chumpy()
-    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
-    sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), mod
-    try:
+    with modules_installed({"chumpy": types.ModuleType("chumpy"), "chumpy.ch": mod}):
         return pickle.dumps(payload(mod.Ch), protocol=protocol)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 # --- hostile files ------------------------------------------------------------------------------

@@ -31,16 +31,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import train_tiny
 from motionclip.core.client import ClientError, ServerClient
-from motionclip.core.data.synth import synthesize
 from motionclip.core.inference import MotionModel
 from motionclip.core.io.json_motion import data_to_motion, motion_to_data
 from motionclip.core.protocol import (JOINT_NAMES, MAX_BODY_BYTES, MAX_FRAMES, MAX_PROMPT_CHARS, PARENTS,
                                      PROTOCOL_VERSION, GenerateRequest, Length, MotionData, Motions)
-from motionclip.train.autoencoder import load_train_config, train_autoencoder
 
-TINY = dict(model="small", model_overrides={"enc_layers": 1, "dec_layers": 1, "ff_dim": 64, "heads": 2},
-            encoder="clip-random:tiny", epochs=1, batch_size=8, window=60, max_steps_per_epoch=3)
 TOKEN = "s3cret-token"
 
 # The CLI entry point with the model patched: "explode" in a prompt raises inside the model (as a
@@ -127,10 +124,7 @@ class ServerProcess:
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("server")
-    synthesize(root / "data", clips=16, seed=0, progress=False)
-    train_autoencoder(root / "data", root / "run", load_train_config(None, TINY), progress=False)
-    return root / "run"
+    return train_tiny(tmp_path_factory.mktemp("server"), clips=16, epochs=1, max_steps_per_epoch=3)
 
 
 @pytest.fixture(scope="module")

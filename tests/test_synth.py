@@ -27,13 +27,7 @@ REQUIRED = ["walk", "run", "jump_in_place", "jump_forward", "squat", "wave", "ki
             "arm_circles", "look_around", "nod"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Clips are small tensors: one thread is fastest, and keeps this file fast on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def clip(action: str, seed: int = 0, **params):

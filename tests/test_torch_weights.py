@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import sys
 import types
 import zipfile
 from collections import OrderedDict
@@ -19,6 +18,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
+from conftest import modules_installed
 from motionclip.core.encoders.torch_weights import read_weights
 from motionclip.core.safe_pickle import UnsafePickleError
 
@@ -70,19 +70,10 @@ def archive(path, root, storages: dict[str, bytes], byteorder: bytes | None = No
     fake = types.ModuleType("__torch__.clip.model")
     for value in _walk(root):
         setattr(fake, type(value).__qualname__, type(value))
-    names = ("__torch__", "__torch__.clip", "__torch__.clip.model")  # importable while pickling only
-    saved = {n: sys.modules.get(n) for n in names}
-    sys.modules.update({"__torch__": types.ModuleType("__torch__"),
-                        "__torch__.clip": types.ModuleType("__torch__.clip"), "__torch__.clip.model": fake})
     buf = io.BytesIO()
-    try:
+    with modules_installed({"__torch__": types.ModuleType("__torch__"),  # importable while pickling only
+                            "__torch__.clip": types.ModuleType("__torch__.clip"), "__torch__.clip.model": fake}):
         _Pickler(buf, protocol=2).dump(root)
-    finally:
-        for n, m in saved.items():
-            if m is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = m
     with zipfile.ZipFile(path, "w") as zf:
         if data_pkl:
             zf.writestr("arch/data.pkl", buf.getvalue())

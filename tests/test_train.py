@@ -42,19 +42,11 @@ def write_config(path: Path, dropout: float, **train) -> Path:
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR",
                                                             "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"  # as in this process (see one_thread): same numbers, no oversubscription
+    env["OMP_NUM_THREADS"] = "1"  # as in this process (see conftest.one_torch_thread): same numbers, no oversubscription
     return env
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread here and in the child processes: tiny models gain nothing from more, a busy 2-core
-    machine (or 2 torchrun workers) slows to a crawl with OpenMP oversubscription, and the same thread count
-    everywhere makes in-process and subprocess runs comparable bit for bit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_main(*args: str) -> None:
@@ -62,10 +54,11 @@ def run_main(*args: str) -> None:
     assert main(["train", "autoencoder", *args, "--quiet"]) == 0
 
 
-def run_cli(*args: str, launcher: list[str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The installed command (or a launcher such as torchrun) in its own process group: a hang fails the test
-    after `timeout` seconds and takes every process it started with it."""
-    cmd = [*(launcher or [EXE]), "train", "autoencoder", *args, "--quiet"]
+def run_cli(*args: str, launcher: list[str] | None = None, timeout: int = 300,
+            trainer: str = "autoencoder") -> subprocess.CompletedProcess:
+    """`train TRAINER` by the installed command (or a launcher such as torchrun) in its own process group: a
+    hang fails the test after `timeout` seconds and takes every process it started with it."""
+    cmd = [*(launcher or [EXE]), "train", trainer, *args, "--quiet"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
                          start_new_session=True)
     try:

@@ -10,19 +10,25 @@ from pathlib import Path
 from motionclip.core.argtypes import positive
 
 
+def add_trainer(tsub, name: str, help: str, description: str, out: str = "RUN") -> argparse.ArgumentParser:
+    """The `train NAME` subcommand with its --data DIR and --out (metavar `out`), for the trainer to add the rest."""
+    q = tsub.add_parser(name, help=help, description=description)
+    q.add_argument("--data", type=Path, required=True, metavar="DIR")
+    q.add_argument("--out", type=Path, required=True, metavar=out)
+    return q
+
+
 def add_train(p: argparse.ArgumentParser) -> None:
     from motionclip.train import evaluator, moclip
     from motionclip.train.autoencoder import TRAIN_PRESETS
 
     tsub = p.add_subparsers(dest="train_command", metavar="MODEL")
     tsub.required = True
-    q = tsub.add_parser("autoencoder", help="train the MotionCLIP auto-encoder on a dataset directory",
-                        description="Train the MotionCLIP auto-encoder on DIR (from `motionclip data import` / `synth`), "
-                                    "aligned with a frozen text encoder. Writes RUN/config.json, RUN/model.safetensors, "
-                                    "checkpoints, metrics.csv and TensorBoard logs. Several GPUs or nodes: launch with "
-                                    "`torchrun --nproc_per_node N -m motionclip.core.cli train autoencoder ...`.")
-    q.add_argument("--data", type=Path, required=True, metavar="DIR")
-    q.add_argument("--out", type=Path, required=True, metavar="RUN")
+    q = add_trainer(tsub, "autoencoder", help="train the MotionCLIP auto-encoder on a dataset directory",
+                    description="Train the MotionCLIP auto-encoder on DIR (from `motionclip data import` / `synth`), "
+                                "aligned with a frozen text encoder. Writes RUN/config.json, RUN/model.safetensors, "
+                                "checkpoints, metrics.csv and TensorBoard logs. Several GPUs or nodes: launch with "
+                                "`torchrun --nproc_per_node N -m motionclip.core.cli train autoencoder ...`.")
     q.add_argument("--config", metavar="PRESET|FILE.json",
                    help=f"training preset ({', '.join(TRAIN_PRESETS)}) or a JSON file of TrainConfig fields "
                         "(default small)")
@@ -67,9 +73,16 @@ def cmd_train_autoencoder(args) -> int:
     else:
         cfg = load_train_config(args.config or "small", overrides)
     metrics = train_autoencoder(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    return print_trained(f"trained {args.out}", metrics,
+                         ("epoch", "train_total", "val_total", "val_mpjpe_mm", "samples_per_s"))
+
+
+def print_trained(what: str, metrics: dict, keys: tuple[str, ...], then: str = "") -> int:
+    """Print `what: {those of the final metrics named in keys}` and `then`, once (on the main process of a
+    torchrun); the command's exit code, 0."""
     if int(os.environ.get("RANK", "0")) == 0:
-        shown = {k: metrics[k] for k in ("epoch", "train_total", "val_total", "val_mpjpe_mm", "samples_per_s") if k in metrics}
-        print(f"trained {args.out}: {json.dumps(shown)}")
+        shown = {k: metrics[k] for k in keys if k in metrics}
+        print(f"{what}: {json.dumps(shown)}{then}")
     return 0
 
 

@@ -210,13 +210,14 @@ def cmd_train_evaluator(args) -> int:
 
 def add_parser(tsub) -> None:
     """`motionclip train evaluator`, added to `train`'s subcommands (train/cli.py)."""
-    q = tsub.add_parser(
-        "evaluator", help="train the text-motion evaluator used by `motionclip eval --evaluator`",
+    from motionclip.train.cli import add_trainer
+
+    q = add_trainer(
+        tsub, "evaluator", help="train the text-motion evaluator used by `motionclip eval --evaluator`",
         description="Train the text-motion matching model that judges generated motions (R-precision, FID, MM-Dist, "
                     "Diversity, MultiModality), on DIR's train split only. It has its own word-level text encoder learned "
-                    "from scratch and its own motion encoder, so it shares nothing with the models it judges.")
-    q.add_argument("--data", type=Path, required=True, metavar="DIR")
-    q.add_argument("--out", type=Path, required=True, metavar="EVAL")
+                    "from scratch and its own motion encoder, so it shares nothing with the models it judges.",
+        out="EVAL")
     q.add_argument("--config", metavar="FILE.json", help="JSON of EvaluatorTrainConfig fields")
     q.add_argument("--epochs", type=int, help="epochs (default 40)")
     q.add_argument("--seed", type=int)

@@ -379,6 +379,7 @@ def validate_moclip(model: MoCLIP, val_set, teacher_texts, cfg: MoCLIPTrainConfi
 
 def cmd_train_moclip(args) -> int:
     from motionclip.core.run import read_config, require_section
+    from motionclip.train.cli import print_trained
 
     overrides = {"teacher": args.teacher, "lambda_distill": args.lambda_distill, "batch_size": args.batch_size,
                  "seed": args.seed, "window": args.window, "min_window": args.min_window,
@@ -394,11 +395,9 @@ def cmd_train_moclip(args) -> int:
         cfg = load_moclip_config(args.config or "small", overrides)
     metrics = train_moclip(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
                            until_epoch=args.until_epoch)
-    if int(os.environ.get("RANK", "0")) == 0:
-        shown = {k: metrics[k] for k in ("epoch", "phase", "train_total", "val_total", "val_r1_motion_to_text",
-                                         "samples_per_s") if k in metrics}
-        print(f"trained {args.out}: {json.dumps(shown)}; use it as a text encoder with --encoder moclip:{args.out}")
-    return 0
+    return print_trained(f"trained {args.out}", metrics, ("epoch", "phase", "train_total", "val_total",
+                                                          "val_r1_motion_to_text", "samples_per_s"),
+                         f"; use it as a text encoder with --encoder moclip:{args.out}")
 
 
 def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
@@ -426,6 +425,7 @@ def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
 def cmd_train_finetune(args) -> int:
     from motionclip.core.run import require_section
     from motionclip.train.autoencoder import load_train_config, train_autoencoder
+    from motionclip.train.cli import print_trained
 
     overrides = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
                  "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
@@ -438,26 +438,22 @@ def cmd_train_finetune(args) -> int:
             raise TrainError("train finetune needs --init MOTIONCLIP_RUN and --encoder SPEC (e.g. moclip:RUN)")
         cfg = finetune_config(args.init, args.encoder, overrides)
     metrics = train_autoencoder(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
-    if int(os.environ.get("RANK", "0")) == 0:
-        shown = {k: metrics[k] for k in ("epoch", "train_total", "val_total", "val_mpjpe_mm") if k in metrics}
-        print(f"fine-tuned {args.out}: {json.dumps(shown)}")
-    return 0
+    return print_trained(f"fine-tuned {args.out}", metrics, ("epoch", "train_total", "val_total", "val_mpjpe_mm"))
 
 
 def add_parsers(tsub) -> None:
     """`motionclip train moclip` and `train finetune`, added to `train`'s subcommands (train/cli.py)."""
     from motionclip.core.argtypes import nonnegative_float, positive, positive_ints
+    from motionclip.train.cli import add_trainer
 
-    q = tsub.add_parser(
-        "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
+    q = add_trainer(
+        tsub, "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
         description="Train MoCLIP on DIR: a motion encoder head and a student copy of the teacher text encoder, with a "
                     "contrastive loss (learnable temperature) + lambda_distill * MSE(student, teacher) + (1 - cos(student, "
                     "motion)), through phases (default: the head alone, then the student too), AdamW, cosine schedule, "
                     "gradient clipping. Writes RUN/config.json, RUN/model.safetensors (student + head), checkpoints, "
                     "metrics.csv and TensorBoard logs. Then use the student anywhere a text encoder goes: "
                     "--encoder moclip:RUN. Several GPUs: torchrun --nproc_per_node N -m motionclip.core.cli train moclip ...")
-    q.add_argument("--data", type=Path, required=True, metavar="DIR")
-    q.add_argument("--out", type=Path, required=True, metavar="RUN")
     q.add_argument("--teacher", help="teacher text encoder spec: minilm (default, offline), clip:ViT-B/32, "
                                      "clip:/path/to/weights.pt, clip-random:tiny (tests)")
     q.add_argument("--config", metavar="PRESET|FILE.json",

@@ -21,14 +21,14 @@ import csv
 import json
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from motionclip.core.errors import MotionClipError
+from motionclip.core.errors import MotionClipError, check_fields
 from motionclip.core.run import (CONFIG, SHA256, WEIGHTS, commit_run, crash_point, load_state_into, load_weights,
                                  read_config, recover_run, weights_bytes, write_config)
 
@@ -53,10 +53,7 @@ class ConfigBase:
         origin = origin or cls.LABEL
         if not isinstance(d, dict):
             raise TrainError(f"{origin}: expected a JSON object of fields, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainError(f"{origin}: unknown field(s) {unknown}; known: {sorted(known)}")
+        check_fields(cls, d, origin, TrainError)
         try:
             return cls(**d)
         except TypeError as exc:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import MotionClipError
+from ..errors import MotionClipError, check_fields
 from ..skeleton import Skeleton, neutral_skeleton
 from .moclip import joint_features
 from .motionclip import sinusoidal_positions
@@ -74,10 +74,7 @@ class EvaluatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvaluatorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MotionClipError(f"evaluator config: unknown field(s) {unknown}; known: {sorted(known)}")
+        check_fields(cls, d, "evaluator config")
         return cls(**d)
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import MotionClipError
+from ..errors import MotionClipError, check_fields
 from ..protocol import JOINT_NAMES
 from ..rotations import rot6d_to_matrix
 from ..skeleton import Skeleton, neutral_skeleton
@@ -83,10 +83,7 @@ class MotionHeadConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MotionHeadConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MotionClipError(f"MoCLIP head config: unknown field(s) {unknown}; known: {sorted(known)}")
+        check_fields(cls, d, "MoCLIP head config")
         return cls(**d)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..errors import MotionClipError
+from ..errors import MotionClipError, check_fields
 from ..rotations import matrix_to_rot6d
 
 
@@ -92,10 +92,7 @@ class MotionCLIPConfig:
     def from_dict(cls, d: dict[str, Any]) -> "MotionCLIPConfig":
         if not isinstance(d, dict):
             raise MotionClipError(f"model config: expected a JSON object of fields, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MotionClipError(f"model config: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        check_fields(cls, d, "model config", known_label="known fields")
         return cls(**d)
 
 

@@ -11,11 +11,13 @@ disable. Standard library + bpy only (no numpy needed, no motionclip).
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-import traceback
 
 import bpy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_common  # noqa: E402
 
 PROMPT_1, PROMPT_2 = "a person jumps", "a person waves with the left hand"
 FRAMES, START, FPS, SEED = 48, 10, 24, 7
@@ -73,18 +75,6 @@ def dump(ob) -> dict:
     }
 
 
-def install(zip_path: str) -> str:
-    if bpy.app.version >= (4, 2, 0):
-        res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-        assert "FINISHED" in res, res
-        return "bl_ext.user_default.motionclip_blender"
-    res = bpy.ops.preferences.addon_install(filepath=zip_path, overwrite=True)
-    assert "FINISHED" in res, res
-    res = bpy.ops.preferences.addon_enable(module="motionclip_blender")
-    assert "FINISHED" in res, res
-    return "motionclip_blender"
-
-
 def registered() -> dict:
     return {
         "types": sorted(n for n in dir(bpy.types) if n.startswith("MOTIONCLIP_")),
@@ -103,92 +93,83 @@ def generate() -> str | None:
         return str(exc)
 
 
-def main(argv: list[str]) -> int:
-    zip_path, url, dead_url, out_path = argv
-    out: dict = {"blender": bpy.app.version_string}
+def session(out: dict, zip_path: str, url: str, dead_url: str) -> None:
+    module = blender_common.install(zip_path)
+    out["module"] = module
+    out["enabled"] = module in bpy.context.preferences.addons
+    out["registered"] = registered()
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.backend_url = url
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = FPS, 1.0
+    s = scene.motionclip
+    s.prompt, s.length_mode, s.frames, s.seed, s.start_frame = PROMPT_1, "FRAMES", FRAMES, SEED, START
+    s.target, s.body = "AUTO", True
+    out["objects_before"] = sorted(ob.name for ob in bpy.data.objects)
+
+    out["generate_error"] = generate()
+    arm = bpy.context.active_object
+    out["first"] = dump(arm)
+    out["job_after_first"] = {"status": bpy.context.window_manager.motionclip_job.status,
+                              "error": bpy.context.window_manager.motionclip_job.error}
+
+    bpy.ops.ed.undo()
+    s = bpy.context.scene.motionclip  # undo reloads the scene: references from before are stale
+    out["after_undo"] = {"objects": sorted(ob.name for ob in bpy.data.objects), "armatures": armatures(),
+                         "actions": sorted(a.name for a in bpy.data.actions)}
+
+    # Generate again (a new armature, since undo removed the first), then regenerate on it.
+    out["regenerate_errors"] = [generate()]
+    arm = bpy.context.active_object
+    before = {"armatures": armatures(), "action": arm.animation_data.action.name,
+              "objects": len(bpy.data.objects)}
+    s.prompt, s.seed = PROMPT_2, SEED + 1
+    out["regenerate_errors"].append(generate())
+    arm2 = bpy.context.active_object
+    out["regenerate"] = {"before": before, "same_object": arm2 == arm, "armatures": armatures(),
+                         "objects": len(bpy.data.objects), "actions": sorted(a.name for a in bpy.data.actions),
+                         "second": dump(arm2)}
+
+    # The server goes away: an error in the panel's state, nothing else changes.
+    prefs.backend_url = dead_url
+    snap = snapshot()
+    err = generate()
+    st = bpy.context.window_manager.motionclip_job
+    out["server_down"] = {"operator_error": err, "panel_error": st.error, "panel_status": st.status,
+                          "running": st.running, "before": snap, "after": snapshot()}
+    prefs.backend_url = url
+
+    # Recognise the selected armature's action.
+    s.labels = "jump, wave, walk"
     try:
-        module = install(zip_path)
-        out["module"] = module
-        out["enabled"] = module in bpy.context.preferences.addons
-        out["registered"] = registered()
-        prefs = bpy.context.preferences.addons[module].preferences
-        prefs.backend_url = url
-        scene = bpy.context.scene
-        scene.render.fps, scene.render.fps_base = FPS, 1.0
-        s = scene.motionclip
-        s.prompt, s.length_mode, s.frames, s.seed, s.start_frame = PROMPT_1, "FRAMES", FRAMES, SEED, START
-        s.target, s.body = "AUTO", True
-        out["objects_before"] = sorted(ob.name for ob in bpy.data.objects)
+        bpy.ops.motionclip.recognize()
+        rec_err = None
+    except RuntimeError as exc:
+        rec_err = str(exc)
+    out["recognize"] = {"error": rec_err, "labels": [[i.label, i.score] for i in st.labels]}
 
-        out["generate_error"] = generate()
-        arm = bpy.context.active_object
-        out["first"] = dump(arm)
-        out["job_after_first"] = {"status": bpy.context.window_manager.motionclip_job.status,
-                                  "error": bpy.context.window_manager.motionclip_job.error}
+    # Blend two prompts (interpolation), then edit the result by a text direction.
+    s = bpy.context.scene.motionclip
+    s.prompt, s.prompt_b, s.blend, s.seed = PROMPT_1, PROMPT_2, 0.25, SEED
+    blend_err = generate()
+    arm = bpy.context.active_object
+    out["blend"] = {"error": blend_err, "action": arm.animation_data.action.name,
+                    "frame_range": list(arm.animation_data.action.frame_range), "armatures": armatures()}
+    s.prompt_b = ""
+    s.edit_from, s.edit_to, s.edit_strength = "walk", "run", 1.0
+    try:
+        bpy.ops.motionclip.edit()
+        edit_err = None
+    except RuntimeError as exc:
+        edit_err = str(exc)
+    out["edit"] = {"error": edit_err, "action": arm.animation_data.action.name,
+                   "frame_range": list(arm.animation_data.action.frame_range), "armatures": armatures(),
+                   "actions": sorted(a.name for a in bpy.data.actions)}
 
-        bpy.ops.ed.undo()
-        s = bpy.context.scene.motionclip  # undo reloads the scene: references from before are stale
-        out["after_undo"] = {"objects": sorted(ob.name for ob in bpy.data.objects), "armatures": armatures(),
-                             "actions": sorted(a.name for a in bpy.data.actions)}
-
-        # Generate again (a new armature, since undo removed the first), then regenerate on it.
-        out["regenerate_errors"] = [generate()]
-        arm = bpy.context.active_object
-        before = {"armatures": armatures(), "action": arm.animation_data.action.name,
-                  "objects": len(bpy.data.objects)}
-        s.prompt, s.seed = PROMPT_2, SEED + 1
-        out["regenerate_errors"].append(generate())
-        arm2 = bpy.context.active_object
-        out["regenerate"] = {"before": before, "same_object": arm2 == arm, "armatures": armatures(),
-                             "objects": len(bpy.data.objects), "actions": sorted(a.name for a in bpy.data.actions),
-                             "second": dump(arm2)}
-
-        # The server goes away: an error in the panel's state, nothing else changes.
-        prefs.backend_url = dead_url
-        snap = snapshot()
-        err = generate()
-        st = bpy.context.window_manager.motionclip_job
-        out["server_down"] = {"operator_error": err, "panel_error": st.error, "panel_status": st.status,
-                              "running": st.running, "before": snap, "after": snapshot()}
-        prefs.backend_url = url
-
-        # Recognise the selected armature's action.
-        s.labels = "jump, wave, walk"
-        try:
-            bpy.ops.motionclip.recognize()
-            rec_err = None
-        except RuntimeError as exc:
-            rec_err = str(exc)
-        out["recognize"] = {"error": rec_err, "labels": [[i.label, i.score] for i in st.labels]}
-
-        # Blend two prompts (interpolation), then edit the result by a text direction.
-        s = bpy.context.scene.motionclip
-        s.prompt, s.prompt_b, s.blend, s.seed = PROMPT_1, PROMPT_2, 0.25, SEED
-        blend_err = generate()
-        arm = bpy.context.active_object
-        out["blend"] = {"error": blend_err, "action": arm.animation_data.action.name,
-                        "frame_range": list(arm.animation_data.action.frame_range), "armatures": armatures()}
-        s.prompt_b = ""
-        s.edit_from, s.edit_to, s.edit_strength = "walk", "run", 1.0
-        try:
-            bpy.ops.motionclip.edit()
-            edit_err = None
-        except RuntimeError as exc:
-            edit_err = str(exc)
-        out["edit"] = {"error": edit_err, "action": arm.animation_data.action.name,
-                       "frame_range": list(arm.animation_data.action.frame_range), "armatures": armatures(),
-                       "actions": sorted(a.name for a in bpy.data.actions)}
-
-        bpy.ops.preferences.addon_disable(module=module)
-        out["after_disable"] = registered()
-        out["enabled_after_disable"] = module in bpy.context.preferences.addons
-    except Exception:
-        out["exception"] = traceback.format_exc()
-    with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump(out, fh)
-    return 1 if "exception" in out else 0
+    bpy.ops.preferences.addon_disable(module=module)
+    out["after_disable"] = registered()
+    out["enabled_after_disable"] = module in bpy.context.preferences.addons
 
 
 if __name__ == "__main__":
-    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    sys.exit(main(args))
+    blender_common.run_session(session)

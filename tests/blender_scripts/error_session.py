@@ -17,26 +17,17 @@ layout at several region widths and UI scales. Standard library + bpy only.
 from __future__ import annotations
 
 import json
+import os
 import sys
-import traceback
 import types
 import urllib.request
 
 import bpy
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_common  # noqa: E402
+
 returned: dict[str, list] = {}
-
-
-def install(zip_path: str) -> str:
-    if bpy.app.version >= (4, 2, 0):
-        res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-        assert "FINISHED" in res, res
-        return "bl_ext.user_default.motionclip_blender"
-    res = bpy.ops.preferences.addon_install(filepath=zip_path, overwrite=True)
-    assert "FINISHED" in res, res
-    res = bpy.ops.preferences.addon_enable(module="motionclip_blender")
-    assert "FINISHED" in res, res
-    return "motionclip_blender"
 
 
 def record_returns(ui) -> None:
@@ -104,93 +95,84 @@ def draw_status(ui, width: int, scale: float) -> dict:
     return {"width": width, "scale": scale, "columns": ui.text_columns(context), "labels": log}
 
 
-def main(argv: list[str]) -> int:
-    zip_path, url, token, dead_url, out_path = argv
-    out: dict = {"blender": bpy.app.version_string}
-    try:
-        module = install(zip_path)
-        out["module"] = module
-        ui = sys.modules[module + ".ui"]
-        record_returns(ui)
-        prefs = bpy.context.preferences.addons[module].preferences
-        prefs.backend_url, prefs.token = url, token
-        scene = bpy.context.scene
-        s = scene.motionclip
-        s.prompt, s.length_mode, s.frames = "a person jumps", "FRAMES", 24
+def session(out: dict, zip_path: str, url: str, token: str, dead_url: str) -> None:
+    module = blender_common.install(zip_path)
+    out["module"] = module
+    ui = sys.modules[module + ".ui"]
+    record_returns(ui)
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.backend_url, prefs.token = url, token
+    scene = bpy.context.scene
+    s = scene.motionclip
+    s.prompt, s.length_mode, s.frames = "a person jumps", "FRAMES", 24
 
-        # Connected first, so that a stale "Connected" line would show under the errors below.
-        out["connected"] = press("check_connection")
+    # Connected first, so that a stale "Connected" line would show under the errors below.
+    out["connected"] = press("check_connection")
 
-        prefs.backend_url = dead_url
-        out["no_server"] = press("generate")
-        out["no_server_check"] = press("check_connection")
-        prefs.backend_url = url
+    prefs.backend_url = dead_url
+    out["no_server"] = press("generate")
+    out["no_server_check"] = press("check_connection")
+    prefs.backend_url = url
 
-        s.prompt = "a person walks forward " * 20  # over the server's prompt limit: a 422 on "prompt"
-        out["server_refuses"] = press("generate")
-        s.prompt = "a person jumps"
+    s.prompt = "a person walks forward " * 20  # over the server's prompt limit: a 422 on "prompt"
+    out["server_refuses"] = press("generate")
+    s.prompt = "a person jumps"
 
-        prefs.token = "not-the-token"
-        out["bad_token"] = press("generate")
-        out["bad_token_check"] = press("check_connection")
-        prefs.token = token
+    prefs.token = "not-the-token"
+    out["bad_token"] = press("generate")
+    out["bad_token_check"] = press("check_connection")
+    prefs.token = token
 
-        req = urllib.request.Request(url + "/health", headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            max_frames = json.loads(resp.read())["max_frames"]
-        out["max_frames"] = max_frames
-        s.frames = max_frames + 1
-        out["too_many_frames"] = press("generate")
-        s.length_mode, s.seconds = "SECONDS", (max_frames + 24) / (scene.render.fps / scene.render.fps_base)
-        out["too_many_seconds"] = press("generate")
-        s.length_mode, s.frames = "FRAMES", 24
+    req = urllib.request.Request(url + "/health", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        max_frames = json.loads(resp.read())["max_frames"]
+    out["max_frames"] = max_frames
+    s.frames = max_frames + 1
+    out["too_many_frames"] = press("generate")
+    s.length_mode, s.seconds = "SECONDS", (max_frames + 24) / (scene.render.fps / scene.render.fps_base)
+    out["too_many_seconds"] = press("generate")
+    s.length_mode, s.frames = "FRAMES", 24
 
-        s.prompt = "   "
-        out["empty_prompt"] = press("generate")
-        s.prompt = "a person jumps"
+    s.prompt = "   "
+    out["empty_prompt"] = press("generate")
+    s.prompt = "a person jumps"
 
-        # The factory scene's active object is its cube: not an SMPL armature.
-        out["active_not_armature"] = {"active": getattr(bpy.context.active_object, "name", None),
-                                      **press("recognize")}
-        for ob in bpy.context.view_layer.objects:
-            ob.select_set(False)
-        bpy.context.view_layer.objects.active = None
-        out["nothing_selected_recognize"] = press("recognize")
-        out["nothing_selected_edit"] = press("edit")
-        s.labels = " , ,"
-        out["empty_labels"] = press("recognize")
-        s.labels = "walk, run"
-        s.edit_from = ""
-        out["empty_from"] = press("edit")
-        s.edit_from = "walk"
+    # The factory scene's active object is its cube: not an SMPL armature.
+    out["active_not_armature"] = {"active": getattr(bpy.context.active_object, "name", None),
+                                  **press("recognize")}
+    for ob in bpy.context.view_layer.objects:
+        ob.select_set(False)
+    bpy.context.view_layer.objects.active = None
+    out["nothing_selected_recognize"] = press("recognize")
+    out["nothing_selected_edit"] = press("edit")
+    s.labels = " , ,"
+    out["empty_labels"] = press("recognize")
+    s.labels = "walk, run"
+    s.edit_from = ""
+    out["empty_from"] = press("edit")
+    s.edit_from = "walk"
 
-        prefs.backend_mode, prefs.python_path = "PYTHON", ""
-        out["no_python"] = press("start_backend")
-        out["no_python_install"] = press("install_backend")
-        prefs.python_path = "/nonexistent/bin/python"
-        out["missing_python"] = press("start_backend")
-        backend = sys.modules[module + ".backend"]
-        out["backend_running"] = backend.running()
+    prefs.backend_mode, prefs.python_path = "PYTHON", ""
+    out["no_python"] = press("start_backend")
+    out["no_python_install"] = press("install_backend")
+    prefs.python_path = "/nonexistent/bin/python"
+    out["missing_python"] = press("start_backend")
+    backend = sys.modules[module + ".backend"]
+    out["backend_running"] = backend.running()
 
-        # The panel's status lines after an error with a "Connected" line left from before it.
-        st = bpy.context.window_manager.motionclip_job
-        st.status, st.error = "Generating: failed after 0.1 s", out["no_server"]["error"]
-        st.server = "Connected: http://127.0.0.1:8765, model built-in (all-MiniLM-L6-v2, cpu)"
-        out["draw_error"] = [draw_status(ui, w, k) for w, k in ((230, 1.0), (300, 1.0), (420, 1.0), (600, 2.0),
-                                                               (1000, 1.0))]
-        st.error = ""
-        out["draw_connected"] = draw_status(ui, 300, 1.0)
-        out["wrap_path"] = ui.wrap("Backend Python /a/very/long/path/to/some/virtual/environment/bin/python3: "
-                                   "no such file", 20)
+    # The panel's status lines after an error with a "Connected" line left from before it.
+    st = bpy.context.window_manager.motionclip_job
+    st.status, st.error = "Generating: failed after 0.1 s", out["no_server"]["error"]
+    st.server = "Connected: http://127.0.0.1:8765, model built-in (all-MiniLM-L6-v2, cpu)"
+    out["draw_error"] = [draw_status(ui, w, k) for w, k in ((230, 1.0), (300, 1.0), (420, 1.0), (600, 2.0),
+                                                           (1000, 1.0))]
+    st.error = ""
+    out["draw_connected"] = draw_status(ui, 300, 1.0)
+    out["wrap_path"] = ui.wrap("Backend Python /a/very/long/path/to/some/virtual/environment/bin/python3: "
+                               "no such file", 20)
 
-        bpy.ops.preferences.addon_disable(module=module)
-    except Exception:
-        out["exception"] = traceback.format_exc()
-    with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump(out, fh)
-    return 1 if "exception" in out else 0
+    bpy.ops.preferences.addon_disable(module=module)
 
 
 if __name__ == "__main__":
-    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    sys.exit(main(args))
+    blender_common.run_session(session)

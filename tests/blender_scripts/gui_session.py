@@ -15,7 +15,6 @@ STATE_DIR/shot.done, and Blender quits. Standard library + bpy only.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -23,7 +22,11 @@ import traceback
 
 import bpy
 
-ARGS = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_common  # noqa: E402
+from blender_common import view3d  # noqa: E402
+
+ARGS = blender_common.script_args()
 ZIP, URL, STATE = ARGS[0], ARGS[1], ARGS[2]
 PROMPT = ARGS[3] if len(ARGS) > 3 else "a person walks forward and waves"
 state: dict = {"blender": bpy.app.version_string}
@@ -31,31 +34,12 @@ draws = [0]
 
 
 def write(name: str, data: dict) -> None:
-    tmp = os.path.join(STATE, name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, os.path.join(STATE, name))
-
-
-def view3d():
-    win = bpy.context.window_manager.windows[0]
-    area = max((a for a in win.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
-    regions = {r.type: r for r in area.regions}
-    return win, area, regions["WINDOW"], regions["UI"]
-
-
-def install() -> str:
-    if bpy.app.version >= (4, 2, 0):
-        bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default", enable_on_install=True)
-        return "bl_ext.user_default.motionclip_blender"
-    bpy.ops.preferences.addon_install(filepath=ZIP, overwrite=True)
-    bpy.ops.preferences.addon_enable(module="motionclip_blender")
-    return "motionclip_blender"
+    blender_common.write_state(STATE, name, data)
 
 
 def start():
     try:
-        module = install()
+        module = blender_common.install(ZIP)
         panel = bpy.types.MOTIONCLIP_PT_main
         original = panel.draw
 

@@ -29,7 +29,11 @@ import traceback
 
 import bpy
 
-ARGS = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_common  # noqa: E402
+from blender_common import view3d  # noqa: E402
+
+ARGS = blender_common.script_args()
 ZIP, CONFIG, STATE = ARGS[0], json.loads(open(ARGS[1], encoding="utf-8").read()), ARGS[2]
 info: dict = {"blender": bpy.app.version_string}
 draws = [0]
@@ -39,21 +43,11 @@ M: dict = {}
 
 
 def write(name: str, data: dict) -> None:
-    tmp = os.path.join(STATE, name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, os.path.join(STATE, name))
+    blender_common.write_state(STATE, name, data)
 
 
 def exists(name: str) -> bool:
     return os.path.exists(os.path.join(STATE, name))
-
-
-def view3d():
-    win = bpy.context.window_manager.windows[0]
-    area = max((a for a in win.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
-    regions = {r.type: r for r in area.regions}
-    return win, area, regions["WINDOW"], regions["UI"]
 
 
 def redraw() -> None:
@@ -74,6 +68,12 @@ def job() -> dict:
             "error": st.error, "server": st.server, "connection": [c.url, c.ok, c.text], "panel_draws": draws[0]}
 
 
+def connection_is(url_key: str, ok: bool) -> bool:
+    """The add-on's connection line is about CONFIG[url_key] and says it is reachable (ok) or not."""
+    c = M["connection"].state
+    return c.url == CONFIG[url_key].rstrip("/") and c.ok is ok
+
+
 def goto(name: str) -> float:
     phase[0], mark[0] = name, time.monotonic()
     return 0.1
@@ -87,13 +87,7 @@ def shown(state: str, then: str) -> float:
 
 
 def start() -> float:
-    if bpy.app.version >= (4, 2, 0):
-        bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default", enable_on_install=True)
-        module = "bl_ext.user_default.motionclip_blender"
-    else:
-        bpy.ops.preferences.addon_install(filepath=ZIP, overwrite=True)
-        bpy.ops.preferences.addon_enable(module="motionclip_blender")
-        module = "motionclip_blender"
+    module = blender_common.install(ZIP)
     M.update({n: sys.modules[f"{module}.{n}"] for n in ("connection", "jobs", "setup_ui")})
     M["prefs"] = bpy.context.preferences.addons[module].preferences
     panel = sys.modules[f"{module}.panels"].MOTIONCLIP_PT_main
@@ -115,8 +109,7 @@ def start() -> float:
 
 
 def wait_no_backend() -> float:
-    c = M["connection"].state
-    if c.url != CONFIG["url"].rstrip("/") or c.ok is not False:
+    if not connection_is("url", False):
         return 0.2
     win, area, view, ui = view3d()
     if hasattr(ui, "active_panel_category"):
@@ -195,8 +188,7 @@ def press_hang() -> float:
 
 
 def wait_hang_connected() -> float:
-    c = M["connection"].state
-    if c.url != CONFIG["hang_url"].rstrip("/") or c.ok is not True:
+    if not connection_is("hang_url", True):
         return 0.2
     info["hang_generate"] = press("generate")
     return goto("wait_generating")
@@ -218,8 +210,7 @@ def cancel_and_break() -> float:
 
 
 def wait_dead() -> float:
-    c = M["connection"].state
-    if c.url != CONFIG["dead_url"].rstrip("/") or c.ok is not False:
+    if not connection_is("dead_url", False):
         return 0.2
     try:
         info["error_generate"] = press("generate")

@@ -14,132 +14,100 @@ Site-Packages folder, no log yet, Start Backend before the set-up). Standard lib
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import traceback
 
 import bpy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_common  # noqa: E402
 import recorder  # noqa: E402
 
 
-def install(zip_path: str) -> str:
-    if bpy.app.version >= (4, 2, 0):
-        res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-        assert "FINISHED" in res, res
-        return "bl_ext.user_default.motionclip_blender"
-    res = bpy.ops.preferences.addon_install(filepath=zip_path, overwrite=True)
-    assert "FINISHED" in res, res
-    res = bpy.ops.preferences.addon_enable(module="motionclip_blender")
-    assert "FINISHED" in res, res
-    return "motionclip_blender"
+def session(out: dict, zip_path: str, url: str, dead_url: str) -> None:
+    module = blender_common.install(zip_path)
+    m = {name: sys.modules[f"{module}.{name}"] for name in ("ui", "panels", "connection", "jobs", "setup_ui",
+                                                            "preferences")}
+    ui, panels, connection, jobs = m["ui"], m["panels"], m["connection"], m["jobs"]
+    p = bpy.context.preferences.addons[module].preferences
+    out["pref_names"] = sorted(k for k in type(p).__annotations__)
+    main_panel = panels.MOTIONCLIP_PT_main
 
+    # The live connection line, for nothing listening and for the server.
+    p.backend_url, p.backend_mode = dead_url, "URL"
+    connection.check(ui.make_client(bpy.context), wait=True)
+    out["dead"] = recorder.draw(main_panel, bpy.context)
+    p.backend_mode = "MANAGED"  # and nothing set up: the set-up box
+    out["dead_managed"] = recorder.draw(main_panel, bpy.context)
+    p.backend_url = url
+    connection.check(ui.make_client(bpy.context), wait=True)
+    out["live"] = recorder.draw(main_panel, bpy.context)
 
-def press(op: str, **kw) -> dict:
-    out: dict = {"raised": None}
-    try:
-        out["result"] = sorted(getattr(bpy.ops.motionclip, op)("EXEC_DEFAULT", **kw))
-    except Exception as exc:
-        out["raised"] = str(exc)
+    # Two Generates: recent prompts, most recent first; the new armature's place.
+    s = bpy.context.scene.motionclip
+    s.length_mode, s.frames, s.target = "FRAMES", 24, "NEW"
+    cursor = bpy.context.scene.cursor.location
+    out["cursor"] = list(cursor)
+    out["cube"] = "Cube" in bpy.data.objects
+    for prompt in ("a person jumps", "a person waves"):
+        s.prompt = prompt
+        out.setdefault("generate", []).append(blender_common.press("generate"))
+        out.setdefault("locations", []).append(list(bpy.context.active_object.location))
+    bpy.context.scene.cursor.location = (-4.0, 3.0, 0.0)  # open floor: exactly at the cursor
+    s.prompt = "a person jumps"
+    out["generate"].append(blender_common.press("generate"))
+    out["locations"].append(list(bpy.context.active_object.location))
+    out["recent"] = ui.recent_prompts()
+    out["menu"] = recorder.draw(panels.MOTIONCLIP_MT_prompts, bpy.context)
+    out["use_prompt"] = blender_common.press("use_prompt", prompt=panels.EXAMPLES[2])
+    out["prompt_after_use"] = s.prompt
+    out["use_prompt_empty"] = blender_common.press("use_prompt", prompt="  ")
+
+    # A long prompt is shown whole under its field.
+    s.prompt = "a person walks forward slowly, stops, looks to the left, then waves with the right hand twice"
+    out["long_prompt"] = recorder.draw(main_panel, bpy.context)
+    out["long_prompt_text"] = s.prompt
+
+    # While a job runs: its status, progress and one Cancel in place of Generate.
+    job = jobs.Job("Generating", lambda: None, lambda r: None)
+    jobs._current = job
     st = bpy.context.window_manager.motionclip_job
-    out.update(status=st.status, error=st.error)
-    return out
+    st.running, st.status = True, "Generating... 1.2 s"
+    out["running"] = recorder.draw(main_panel, bpy.context)
+    out["running_prefs"] = recorder.draw(type(p), bpy.context, p)
+    out["cancel"] = blender_common.press("cancel")
+    out["after_cancel"] = {"busy": jobs.busy(), "running": st.running}
 
+    out["model_notes"] = recorder.draw(panels.MOTIONCLIP_PT_model, bpy.context)
+    out["prefs"] = recorder.draw(type(p), bpy.context, p)
 
-def main(argv: list[str]) -> int:
-    zip_path, url, dead_url, out_path = argv
-    out: dict = {"blender": bpy.app.version_string}
-    try:
-        module = install(zip_path)
-        m = {name: sys.modules[f"{module}.{name}"] for name in ("ui", "panels", "connection", "jobs", "setup_ui",
-                                                                "preferences")}
-        ui, panels, connection, jobs = m["ui"], m["panels"], m["connection"], m["jobs"]
-        p = bpy.context.preferences.addons[module].preferences
-        out["pref_names"] = sorted(k for k in type(p).__annotations__)
-        main_panel = panels.MOTIONCLIP_PT_main
+    # Preferences saved by the version with a Port field.
+    p.property_unset("backend_mode")  # never chosen, as in preferences saved before it existed
+    p.python_path, p.port = "/usr/bin/python3", 9123
+    out["migrate_python"] = [m["preferences"].migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
+    p.python_path, p.backend_url, p.backend_mode, p.port = "", url, "MANAGED", 9124
+    out["migrate_url"] = [m["preferences"].migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
+    out["migrate_none"] = m["preferences"].migrate_prefs(p)
 
-        # The live connection line, for nothing listening and for the server.
-        p.backend_url, p.backend_mode = dead_url, "URL"
-        connection.check(ui.make_client(bpy.context), wait=True)
-        out["dead"] = recorder.draw(main_panel, bpy.context)
-        p.backend_mode = "MANAGED"  # and nothing set up: the set-up box
-        out["dead_managed"] = recorder.draw(main_panel, bpy.context)
-        p.backend_url = url
-        connection.check(ui.make_client(bpy.context), wait=True)
-        out["live"] = recorder.draw(main_panel, bpy.context)
-
-        # Two Generates: recent prompts, most recent first; the new armature's place.
-        s = bpy.context.scene.motionclip
-        s.length_mode, s.frames, s.target = "FRAMES", 24, "NEW"
-        cursor = bpy.context.scene.cursor.location
-        out["cursor"] = list(cursor)
-        out["cube"] = "Cube" in bpy.data.objects
-        for prompt in ("a person jumps", "a person waves"):
-            s.prompt = prompt
-            out.setdefault("generate", []).append(press("generate"))
-            out.setdefault("locations", []).append(list(bpy.context.active_object.location))
-        bpy.context.scene.cursor.location = (-4.0, 3.0, 0.0)  # open floor: exactly at the cursor
-        s.prompt = "a person jumps"
-        out["generate"].append(press("generate"))
-        out["locations"].append(list(bpy.context.active_object.location))
-        out["recent"] = ui.recent_prompts()
-        out["menu"] = recorder.draw(panels.MOTIONCLIP_MT_prompts, bpy.context)
-        out["use_prompt"] = press("use_prompt", prompt=panels.EXAMPLES[2])
-        out["prompt_after_use"] = s.prompt
-        out["use_prompt_empty"] = press("use_prompt", prompt="  ")
-
-        # A long prompt is shown whole under its field.
-        s.prompt = "a person walks forward slowly, stops, looks to the left, then waves with the right hand twice"
-        out["long_prompt"] = recorder.draw(main_panel, bpy.context)
-        out["long_prompt_text"] = s.prompt
-
-        # While a job runs: its status, progress and one Cancel in place of Generate.
-        job = jobs.Job("Generating", lambda: None, lambda r: None)
-        jobs._current = job
-        st = bpy.context.window_manager.motionclip_job
-        st.running, st.status = True, "Generating... 1.2 s"
-        out["running"] = recorder.draw(main_panel, bpy.context)
-        out["running_prefs"] = recorder.draw(type(p), bpy.context, p)
-        out["cancel"] = press("cancel")
-        out["after_cancel"] = {"busy": jobs.busy(), "running": st.running}
-
-        out["model_notes"] = recorder.draw(panels.MOTIONCLIP_PT_model, bpy.context)
-        out["prefs"] = recorder.draw(type(p), bpy.context, p)
-
-        # Preferences saved by the version with a Port field.
-        p.property_unset("backend_mode")  # never chosen, as in preferences saved before it existed
-        p.python_path, p.port = "/usr/bin/python3", 9123
-        out["migrate_python"] = [m["preferences"].migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
-        p.python_path, p.backend_url, p.backend_mode, p.port = "", url, "MANAGED", 9124
-        out["migrate_url"] = [m["preferences"].migrate_prefs(p), p.backend_url, p.backend_mode, p.is_property_set("port")]
-        out["migrate_none"] = m["preferences"].migrate_prefs(p)
-
-        # The set-up's refusals that come before any environment is made.
-        out["start_before_setup"] = press("start_backend")
-        p.backend_url = "http://192.0.2.1:8765"
-        out["setup_remote"] = press("setup_backend")
-        out["start_remote"] = press("start_backend")
-        p.backend_url = dead_url
-        p.extra_site_packages = os.path.join(os.path.dirname(out_path), "no-such-site-packages")
-        out["setup_missing_extra"] = press("setup_backend")
-        out["env_made"] = m["setup_ui"].env_dir().exists()
-        p.extra_site_packages = ""
-        out["log_before_setup"] = press("open_log", which="SETUP")
-        env = m["setup_ui"].env_dir()
-        env.write_text("not a folder")  # something in the way that cannot be deleted as a folder
-        out["remove_blocked"] = press("remove_backend_env")
-        env.unlink()
-        out["remove_nothing"] = press("remove_backend_env")
-        bpy.ops.preferences.addon_disable(module=module)
-    except Exception:
-        out["exception"] = traceback.format_exc()
-    with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump(out, fh)
-    return 1 if "exception" in out else 0
+    # The set-up's refusals that come before any environment is made.
+    out["start_before_setup"] = blender_common.press("start_backend")
+    p.backend_url = "http://192.0.2.1:8765"
+    out["setup_remote"] = blender_common.press("setup_backend")
+    out["start_remote"] = blender_common.press("start_backend")
+    p.backend_url = dead_url
+    out_dir = os.path.dirname(blender_common.script_args()[-1])  # beside OUT.json
+    p.extra_site_packages = os.path.join(out_dir, "no-such-site-packages")
+    out["setup_missing_extra"] = blender_common.press("setup_backend")
+    out["env_made"] = m["setup_ui"].env_dir().exists()
+    p.extra_site_packages = ""
+    out["log_before_setup"] = blender_common.press("open_log", which="SETUP")
+    env = m["setup_ui"].env_dir()
+    env.write_text("not a folder")  # something in the way that cannot be deleted as a folder
+    out["remove_blocked"] = blender_common.press("remove_backend_env")
+    env.unlink()
+    out["remove_nothing"] = blender_common.press("remove_backend_env")
+    bpy.ops.preferences.addon_disable(module=module)
 
 
 if __name__ == "__main__":
-    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    sys.exit(main(args))
+    blender_common.run_session(session)

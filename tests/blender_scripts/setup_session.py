@@ -19,117 +19,89 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 
 import bpy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_common  # noqa: E402
 import recorder  # noqa: E402
 
 
-def install(zip_path: str) -> str:
-    if bpy.app.version >= (4, 2, 0):
-        res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-        assert "FINISHED" in res, res
-        return "bl_ext.user_default.motionclip_blender"
-    res = bpy.ops.preferences.addon_install(filepath=zip_path, overwrite=True)
-    assert "FINISHED" in res, res
-    res = bpy.ops.preferences.addon_enable(module="motionclip_blender")
-    assert "FINISHED" in res, res
-    return "motionclip_blender"
-
-
 def press(op: str, **kw) -> dict:
-    out: dict = {"raised": None}
-    try:
-        out["result"] = sorted(getattr(bpy.ops.motionclip, op)("EXEC_DEFAULT", **kw))
-    except Exception as exc:  # an ERROR report reaches a script as RuntimeError
-        out["raised"] = str(exc)
-    st = bpy.context.window_manager.motionclip_job
-    out.update(status=st.status, error=st.error, server=st.server, running=st.running)
-    return out
+    return blender_common.press(op, ("server", "running"), **kw)
 
 
 def panel(module: str) -> list:
     return recorder.draw(sys.modules[module + ".panels"].MOTIONCLIP_PT_main, bpy.context)
 
 
-def main(argv: list[str]) -> int:
-    zip_path, config_path, out_path = argv
+def session(out: dict, zip_path: str, config_path: str) -> None:
     config = json.loads(open(config_path, encoding="utf-8").read())
-    out: dict = {"blender": bpy.app.version_string}
-    try:
-        module = install(zip_path)
-        out["module"] = module
-        setup_ui = sys.modules[module + ".setup_ui"]
-        backend = sys.modules[module + ".backend"]
-        connection = sys.modules[module + ".connection"]
-        p = bpy.context.preferences.addons[module].preferences
-        p.backend_url = config["url"]
-        env = setup_ui.env_dir()
-        out["env"], out["log"] = str(env), str(setup_ui.log_path())
-        out["defaults"] = {"mode": p.backend_mode, "torch_variant": p.torch_variant, "python_path": p.python_path}
-        out["panel_no_backend"] = panel(module)
+    module = blender_common.install(zip_path)
+    out["module"] = module
+    setup_ui = sys.modules[module + ".setup_ui"]
+    backend = sys.modules[module + ".backend"]
+    connection = sys.modules[module + ".connection"]
+    p = bpy.context.preferences.addons[module].preferences
+    p.backend_url = config["url"]
+    env = setup_ui.env_dir()
+    out["env"], out["log"] = str(env), str(setup_ui.log_path())
+    out["defaults"] = {"mode": p.backend_mode, "torch_variant": p.torch_variant, "python_path": p.python_path}
+    out["panel_no_backend"] = panel(module)
 
-        # A source without the packages: the set-up stops at the PyTorch step with pip's own words.
-        p.find_links, p.no_index = config["broken_links"], True
-        out["broken"] = press("setup_backend")
-        out["broken_history"] = [h["step"] for h in setup_ui.last_progress[0].history]
-        out["broken_open_log"] = press("open_log", which="SETUP")
-        text = bpy.data.texts.get("motionclip setup.log")
-        out["broken_log_text"] = text.as_string() if text else None
-        out["panel_after_failure"] = panel(module)
-        out["remove_after_failure"] = press("remove_backend_env")
-        out["env_exists_after_remove"] = env.exists()
+    # A source without the packages: the set-up stops at the PyTorch step with pip's own words.
+    p.find_links, p.no_index = config["broken_links"], True
+    out["broken"] = press("setup_backend")
+    out["broken_history"] = [h["step"] for h in setup_ui.last_progress[0].history]
+    out["broken_open_log"] = press("open_log", which="SETUP")
+    text = bpy.data.texts.get("motionclip setup.log")
+    out["broken_log_text"] = text.as_string() if text else None
+    out["panel_after_failure"] = panel(module)
+    out["remove_after_failure"] = press("remove_backend_env")
+    out["env_exists_after_remove"] = env.exists()
 
-        for key, value in config["prefs"].items():
-            setattr(p, key, value)
-        t0 = time.monotonic()
-        out["setup"] = press("setup_backend")
-        t_setup = time.monotonic() - t0
-        out["history"] = setup_ui.last_progress[0].history
-        out["ready"] = setup_ui.envsetup.is_ready(env)
-        out["backend_running"] = backend.running()
-        out["backend_args"] = list(backend._process.args) if backend._process else None
-        out["connection"] = {"ok": connection.state.ok, "url": connection.state.url, "text": connection.state.text}
-        out["panel_ready"] = panel(module)
+    for key, value in config["prefs"].items():
+        setattr(p, key, value)
+    t0 = time.monotonic()
+    out["setup"] = press("setup_backend")
+    t_setup = time.monotonic() - t0
+    out["history"] = setup_ui.last_progress[0].history
+    out["ready"] = setup_ui.envsetup.is_ready(env)
+    out["backend_running"] = backend.running()
+    out["backend_args"] = list(backend._process.args) if backend._process else None
+    out["connection"] = {"ok": connection.state.ok, "url": connection.state.url, "text": connection.state.text}
+    out["panel_ready"] = panel(module)
 
-        s = bpy.context.scene.motionclip
-        s.prompt, s.length_mode, s.seconds = "a person walks forward", "SECONDS", 2.0
-        out["generate"] = press("generate")
-        t_first = time.monotonic() - t0
-        arm = bpy.context.active_object
-        out["armature"] = {"name": arm.name, "type": arm.type, "location": list(arm.location),
-                           "action": arm.animation_data.action.name if arm.animation_data else None}
-        out["times"] = {"setup_s": t_setup, "to_first_motion_s": t_first}
-        py = setup_ui.envsetup.env_python(env)
-        where = subprocess.run([str(py), "-c", "import motionclip.core.cli as c, sys; print(c.__file__); "
-                                "print(sys.prefix)"], capture_output=True, text=True, timeout=120,
-                               env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")})
-        out["installed_at"] = where.stdout.split()
-        out["env_mb"] = setup_ui.envsetup.size_mb(env)
-        out["open_log"] = press("open_log", which="SETUP")
-        text = bpy.data.texts.get("motionclip setup.log")
-        out["log_text_tail"] = text.as_string()[-4000:] if text else None
-        out["log_lines"] = len(text.as_string().splitlines()) if text else 0
+    s = bpy.context.scene.motionclip
+    s.prompt, s.length_mode, s.seconds = "a person walks forward", "SECONDS", 2.0
+    out["generate"] = press("generate")
+    t_first = time.monotonic() - t0
+    arm = bpy.context.active_object
+    out["armature"] = {"name": arm.name, "type": arm.type, "location": list(arm.location),
+                       "action": arm.animation_data.action.name if arm.animation_data else None}
+    out["times"] = {"setup_s": t_setup, "to_first_motion_s": t_first}
+    py = setup_ui.envsetup.env_python(env)
+    where = subprocess.run([str(py), "-c", "import motionclip.core.cli as c, sys; print(c.__file__); "
+                            "print(sys.prefix)"], capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")})
+    out["installed_at"] = where.stdout.split()
+    out["env_mb"] = setup_ui.envsetup.size_mb(env)
+    out["open_log"] = press("open_log", which="SETUP")
+    text = bpy.data.texts.get("motionclip setup.log")
+    out["log_text_tail"] = text.as_string()[-4000:] if text else None
+    out["log_lines"] = len(text.as_string().splitlines()) if text else 0
 
-        # As after a restart of Blender: set up, not running; the panel offers Start Backend, which
-        # starts it from the environment again.
-        backend.stop()
-        connection.check(sys.modules[module + ".ui"].make_client(bpy.context), wait=True)
-        out["panel_stopped"] = panel(module)
-        out["restart"] = press("start_backend")
-        out["restart_args"] = list(backend._process.args) if backend._process else None
-        out["restart_running"] = backend.running()
-        bpy.ops.preferences.addon_disable(module=module)
-        out["running_after_disable"] = backend.running()
-    except Exception:
-        out["exception"] = traceback.format_exc()
-    with open(out_path, "w", encoding="utf-8") as fh:
-        json.dump(out, fh)
-    return 1 if "exception" in out else 0
+    # As after a restart of Blender: set up, not running; the panel offers Start Backend, which
+    # starts it from the environment again.
+    backend.stop()
+    connection.check(sys.modules[module + ".ui"].make_client(bpy.context), wait=True)
+    out["panel_stopped"] = panel(module)
+    out["restart"] = press("start_backend")
+    out["restart_args"] = list(backend._process.args) if backend._process else None
+    out["restart_running"] = backend.running()
+    bpy.ops.preferences.addon_disable(module=module)
+    out["running_after_disable"] = backend.running()
 
 
 if __name__ == "__main__":
-    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    sys.exit(main(args))
+    blender_common.run_session(session)
