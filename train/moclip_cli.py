@@ -1,12 +1,14 @@
-"""`motionclip train moclip` and `motionclip train finetune` on the command line (registered in train/cli.py)."""
+"""`motionclip train moclip` and `motionclip train finetune` on the command line (registered in train/cli.py),
+and the auto-encoder config that `train finetune` builds from its --init run."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from motionclip.train.moclip import TRAIN_PRESETS, TrainError, finetune_config, load_moclip_config, train_moclip
+from motionclip.train.moclip import TRAIN_PRESETS, TrainError, load_moclip_config, train_moclip
 
 
 def cmd_train_moclip(args) -> int:
@@ -31,6 +33,28 @@ def cmd_train_moclip(args) -> int:
                                          "samples_per_s") if k in metrics}
         print(f"trained {args.out}: {json.dumps(shown)}; use it as a text encoder with --encoder moclip:{args.out}")
     return 0
+
+
+def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
+    """The auto-encoder training config that fine-tunes run `init` with another text encoder: the
+    init run's settings and architecture, its weights as the start, lr 1e-6 unless overridden."""
+    from motionclip.core.run import read_config
+    from motionclip.train.autoencoder import load_train_config
+
+    saved = read_config(init)
+    kind, _, arg = encoder.partition(":")
+    if kind == "moclip" and arg:
+        encoder = f"moclip:{Path(arg).expanduser().resolve()}"  # the run records where the student lives
+    if saved.get("kind") == "moclip":
+        raise TrainError(f"--init {init}: that is a MoCLIP run (a text encoder); give a MotionCLIP run")
+    train = dict(saved["train"])
+    train.pop("init", None)
+    base = {**train, "model_overrides": dict(saved["model"]), "encoder": encoder, "lr": 1e-6, "epochs": 5,
+            "init": str(init)}
+    if "warmup_steps" in train:  # the init run's warm-up would hold a short fine-tuning far below its rate
+        base["warmup_steps"] = 0
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return load_train_config(None, base)
 
 
 def cmd_train_finetune(args) -> int:
