@@ -638,7 +638,7 @@ def test_server_on_loopback_with_a_moclip_model(moclip_ae, moclip_run, tmp_path)
 
 def test_finetune_does_not_repeat_the_init_runs_warmup() -> None:
     from motionclip.core.run import read_config
-    from motionclip.train.moclip import finetune_config
+    from motionclip.train.moclip_cli import finetune_config
 
     builtin = Path(__file__).resolve().parents[1] / "core" / "assets" / "model"
     assert read_config(builtin)["train"]["warmup_steps"] > 0  # the built-in recipe warms up

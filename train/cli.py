@@ -19,7 +19,7 @@ def add_trainer(tsub, name: str, help: str, description: str, out: str = "RUN") 
 
 
 def add_train(p: argparse.ArgumentParser) -> None:
-    from motionclip.train import evaluator, moclip
+    from motionclip.train import evaluator, moclip_cli
     from motionclip.train.autoencoder import TRAIN_PRESETS
 
     tsub = p.add_subparsers(dest="train_command", metavar="MODEL")
@@ -49,7 +49,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
     q.add_argument("--no-text-cache", action="store_true", help="re-encode texts every batch (for benchmarks)")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=cmd_train_autoencoder)
-    moclip.add_parsers(tsub)
+    moclip_cli.add_parsers(tsub)
     evaluator.add_parser(tsub)
     p.description = f"Train models, one subcommand each: {', '.join(tsub.choices)}."
 

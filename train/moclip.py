@@ -29,9 +29,8 @@ import torch
 
 from motionclip.core.errors import read_json
 from motionclip.core.models.moclip import MoCLIP, MotionHeadConfig, moclip_loss
-from motionclip.train.epochs import train_val_windows
-from motionclip.train.runs import (ConfigBase, TrainError, all_mean, barrier, gather_cat, open_run,
-                                   text_lookup)
+from motionclip.train.epochs import EpochBatches, LossSums, train_val_windows
+from motionclip.train.runs import ConfigBase, Dist, TrainError, barrier, gather_cat, open_run, text_lookup
 
 GROUPS = ("head", "student")
 
@@ -209,11 +208,8 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     """Train MoCLIP; returns the final metrics. Writes the run directory at `out`.
 
     until_epoch: stop after this epoch (a checkpoint is written there; --resume continues)."""
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from motionclip.core.data.windows import collate_motion
     from motionclip.core.encoders import load_encoder
-    from motionclip.core.encoders.moclip_student import RUN_KIND, make_student, student_name
+    from motionclip.core.encoders.moclip_student import make_student, student_name
 
     data = Path(data)
     stop = cfg.epochs if until_epoch is None else min(cfg.epochs, until_epoch)
@@ -224,6 +220,52 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
     teacher = load_encoder(cfg.teacher, device=d.device, text_only=True)  # frozen, eval mode
     teacher_texts = text_lookup(cfg, teacher, data, d, progress and d.main)
     student = make_student(cfg.teacher, device=d.device, name=student_name(run.path))
+    train_set, val_set, sampler, loader = _data_loaders(data, cfg, d)
+    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+
+    head_cfg = MotionHeadConfig.from_dict({**cfg.head, "out_dim": teacher.dim, "fps": train_set.index.fps})
+    model = MoCLIP(student, head_cfg).to(d.device)
+    groups = model.group_parameters()
+    opt = torch.optim.AdamW([{"params": groups[g], "name": g, "lr": 0.0} for g in GROUPS],
+                            weight_decay=cfg.weight_decay)
+    start_epoch, step = run.load_checkpoint(model, opt) if resume else (0, 0)
+    run_config = _run_config(cfg, data, d, teacher, model, train_set)
+    run.start(run_config)
+
+    metrics: dict[str, Any] = {}
+    epochs = _Epochs(model, opt, cfg, d, teacher, teacher_texts, data, steps)
+    for epoch in range(start_epoch, stop):
+        phase = epochs.enter(epoch)
+        torch.manual_seed(cfg.seed * 1000 + epoch)  # everything random in this epoch follows from (seed, epoch)
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        model.train()
+        t0 = time.perf_counter()
+        desc = f"epoch {epoch + 1}/{cfg.epochs} ({phase['name']})" if progress and d.main else None
+        step, sums = epochs.run(EpochBatches(loader, steps, d, desc), step, epoch)
+        seconds = time.perf_counter() - t0
+        train_m = sums.means(d)
+        val_m = validate_moclip(model, val_set, teacher_texts, cfg) if val_set is not None and d.main else {}
+        metrics = {"epoch": epoch + 1, "step": step, "phase": phase["name"], **train_m, **val_m,
+                   **{f"lr_{g['name']}": g["lr"] for g in opt.param_groups},
+                   "seconds": round(seconds, 3), "samples_per_s": round(sums.n * cfg.batch_size / seconds, 2)}
+        run.log(metrics)
+        if epoch + 1 == stop or (epoch + 1) % cfg.checkpoint_every == 0:
+            if d.main:
+                run_config["student"]["fingerprint"] = student.fingerprint
+                run_config["metrics"] = {k: v for k, v in metrics.items()}
+            run.commit(model, opt, epoch + 1, step, run_config)
+        barrier(d)
+    run.close()
+    return metrics
+
+
+def _data_loaders(data: Path, cfg: MoCLIPTrainConfig, d: Dist):
+    """The train and val windows (val is None when no clip is long enough; at most cfg.val_max_windows,
+    evenly spaced), the sampler and the train loader."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from motionclip.core.data.windows import collate_motion
 
     train_set, val_set = train_val_windows(data, cfg)
     if val_set is not None and 0 < cfg.val_max_windows < len(val_set):
@@ -236,70 +278,74 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
                                  drop_last=True)
     loader = DataLoader(train_set, batch_size=cfg.batch_size // d.world, sampler=sampler, collate_fn=collate_motion,
                         num_workers=cfg.num_workers, drop_last=True)
-    steps = len(loader) if not cfg.max_steps_per_epoch else min(len(loader), cfg.max_steps_per_epoch)
+    return train_set, val_set, sampler, loader
 
-    head_cfg = MotionHeadConfig.from_dict({**cfg.head, "out_dim": teacher.dim, "fps": train_set.index.fps})
-    model = MoCLIP(student, head_cfg).to(d.device)
-    groups = model.group_parameters()
-    opt = torch.optim.AdamW([{"params": groups[g], "name": g, "lr": 0.0} for g in GROUPS],
-                            weight_decay=cfg.weight_decay)
-    start_epoch, step = 0, 0
-    if resume:
-        start_epoch, step = run.load_checkpoint(model, opt)
-    amp = cfg.amp and d.device.type == "cuda"
 
-    run_config: dict[str, Any] = {
-        "kind": RUN_KIND, "model": {"head": head_cfg.to_dict()},
+def _run_config(cfg: MoCLIPTrainConfig, data: Path, d: Dist, teacher, model: MoCLIP, train_set) -> dict[str, Any]:
+    """What RUN/config.json records (the student's fingerprint and the metrics join at each checkpoint)."""
+    from motionclip.core.encoders.moclip_student import RUN_KIND
+
+    student = model.student
+    return {
+        "kind": RUN_KIND, "model": {"head": model.head.config.to_dict()},
         "encoder": {"spec": cfg.teacher, **teacher.identity()},  # the teacher
         "student": {"name": student.name, "dim": student.dim},
         "train": asdict(cfg), "data": {"path": str(data), "fps": train_set.index.fps, "train_windows": len(train_set)},
         "world_size": d.world,
         "parameters": {"head": model.head.num_parameters(), "student": sum(p.numel() for p in student.parameters())}}
-    run.start(run_config)
 
-    metrics: dict[str, Any] = {}
-    current = None  # the phase whose trainable set and text lookup are in place
-    ddp, student_texts = model, None
-    for epoch in range(start_epoch, stop):
-        k, phase, phase_start = cfg.phase_at(epoch)
-        if k != current:
-            _set_phase(model, opt, phase)
-            if "student" not in phase["train"]:
-                student_texts = (teacher_texts if student.fingerprint == teacher.fingerprint
-                                 else _FrozenStudentTexts(student, _all_texts(data, cfg.mirror_prob > 0)))
-            else:
-                student_texts = None
-            if d.world > 1:  # DDP hooks follow requires_grad at wrap time: re-wrap for each phase. A text
-                # encoder may hold weights its text path never uses (CLIP's own logit scale, BERT's pooler).
-                ddp = torch.nn.parallel.DistributedDataParallel(
-                    model, find_unused_parameters="student" in phase["train"])
-            current = k
-        phase_steps = phase["epochs"] * steps
-        torch.manual_seed(cfg.seed * 1000 + epoch)  # everything random in this epoch follows from (seed, epoch)
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        model.train()
-        sums: dict[str, float] = {}
-        n, t0 = 0, time.perf_counter()
-        bar = None
-        if progress and d.main:
-            from tqdm import tqdm
-            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs} ({phase['name']})", unit="batch")
-        for i, batch in enumerate(loader):
-            if i >= steps:
-                break
-            s_in_phase = (epoch - phase_start) * steps + i
+
+class _Epochs:
+    """What every optimizer step of a run uses, and the phase in place: its trainable parameters, the
+    student's text embeddings (constants while the student is frozen) and, under DDP, the wrapper."""
+
+    def __init__(self, model: MoCLIP, opt: torch.optim.Optimizer, cfg: MoCLIPTrainConfig, d: Dist, teacher,
+                 teacher_texts, data: Path, steps: int) -> None:
+        self.model, self.opt, self.cfg, self.d = model, opt, cfg, d
+        self.teacher, self.teacher_texts, self.data, self.steps = teacher, teacher_texts, data, steps
+        self.ddp, self.student_texts = model, None
+        self.current: int | None = None  # the phase whose trainable set and text lookup are in place
+        self.phase: dict[str, Any] = {}
+        self.phase_start = 0
+
+    def enter(self, epoch: int) -> dict[str, Any]:
+        """Put the phase of a 0-based epoch in place (when it is not already); returns the phase."""
+        k, phase, self.phase_start = self.cfg.phase_at(epoch)
+        self.phase = phase
+        if k == self.current:
+            return phase
+        model, student = self.model, self.model.student
+        _set_phase(model, self.opt, phase)
+        if "student" not in phase["train"]:
+            self.student_texts = (self.teacher_texts if student.fingerprint == self.teacher.fingerprint
+                                  else _FrozenStudentTexts(student, _all_texts(self.data, self.cfg.mirror_prob > 0)))
+        else:
+            self.student_texts = None
+        if self.d.world > 1:  # DDP hooks follow requires_grad at wrap time: re-wrap for each phase. A text
+            # encoder may hold weights its text path never uses (CLIP's own logit scale, BERT's pooler).
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                model, find_unused_parameters="student" in phase["train"])
+        self.current = k
+        return phase
+
+    def run(self, batches: EpochBatches, step: int, epoch: int) -> tuple[int, LossSums]:
+        """One epoch of optimizer steps in the entered phase; returns (step, the summed losses)."""
+        cfg, d, opt, model, phase = self.cfg, self.d, self.opt, self.model, self.phase
+        amp = cfg.amp and d.device.type == "cuda"
+        phase_steps = phase["epochs"] * self.steps
+        sums = LossSums()
+        for i, batch in enumerate(batches):
+            s_in_phase = (epoch - self.phase_start) * self.steps + i
             for g in opt.param_groups:
                 base = phase["lr"].get(g["name"])
                 g["lr"] = phase_lr(base, s_in_phase, phase_steps, cfg.min_lr_ratio) if base else 0.0
-            batch = {k2: (v.to(d.device) if torch.is_tensor(v) else v) for k2, v in batch.items()}
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-                out = ddp(batch, batch["text"] if student_texts is None else None)
-            text = out["text"] if student_texts is None else student_texts(batch["text"]).to(d.device)
+                out = self.ddp(batch, batch["text"] if self.student_texts is None else None)
+            text = out["text"] if self.student_texts is None else self.student_texts(batch["text"]).to(d.device)
             # The loss over the global batch: every process gathers all embeddings (differentiably), so
             # the contrastive negatives and the gradients are those of one process with the whole batch.
             losses = moclip_loss(_gather(out["motion"], d), _gather(text, d),
-                                 _gather(teacher_texts(batch["text"]).to(d.device), d), out["logit_scale"],
+                                 _gather(self.teacher_texts(batch["text"]).to(d.device), d), out["logit_scale"],
                                  cfg.lambda_distill)
             opt.zero_grad(set_to_none=True)
             losses["total"].backward()
@@ -309,31 +355,9 @@ def train_moclip(data: str | Path, out: str | Path, cfg: MoCLIPTrainConfig, resu
             with torch.no_grad():
                 model.logit_scale.clamp_(max=math.log(100.0))
             step += 1
-            n += 1
-            for k2, v in losses.items():
-                sums[k2] = sums.get(k2, 0.0) + float(v.detach())
-            if bar is not None:
-                bar.set_postfix(loss=f"{float(losses['total']):.4f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - t0
-        train_m = all_mean({f"train_{k2}": v / max(n, 1) for k2, v in sums.items()}, d)
-        val_m = {}
-        if val_set is not None and d.main:
-            val_m = validate_moclip(model, val_set, teacher_texts, cfg)
-        metrics = {"epoch": epoch + 1, "step": step, "phase": phase["name"], **train_m, **val_m,
-                   **{f"lr_{g['name']}": g["lr"] for g in opt.param_groups},
-                   "seconds": round(seconds, 3), "samples_per_s": round(n * cfg.batch_size / seconds, 2)}
-        run.log(metrics)
-        if epoch + 1 == stop or (epoch + 1) % cfg.checkpoint_every == 0:
-            if d.main:
-                run_config["student"]["fingerprint"] = student.fingerprint
-                run_config["metrics"] = {k2: v for k2, v in metrics.items()}
-            run.commit(model, opt, epoch + 1, step, run_config)
-        barrier(d)
-    run.close()
-    return metrics
+            sums.add(losses)
+            batches.done(losses["total"])
+        return step, sums
 
 
 @torch.no_grad()
@@ -373,122 +397,3 @@ def validate_moclip(model: MoCLIP, val_set, teacher_texts, cfg: MoCLIPTrainConfi
     out["val_r1_motion_to_text"] = r1_m2t / max(groups, 1)
     out["val_r1_text_to_motion"] = r1_t2m / max(groups, 1)
     return out
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-
-def cmd_train_moclip(args) -> int:
-    from motionclip.core.run import read_config, require_section
-    from motionclip.train.cli import print_trained
-
-    overrides = {"teacher": args.teacher, "lambda_distill": args.lambda_distill, "batch_size": args.batch_size,
-                 "seed": args.seed, "window": args.window, "min_window": args.min_window,
-                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
-                 "num_workers": args.workers, "phase_epochs": args.phase_epochs}
-    if args.resume:
-        saved = read_config(args.out)
-        require_section(args.out, "train")
-        if saved.get("kind") != "moclip":
-            raise TrainError(f"{args.out}: not a MoCLIP run; resume it with the command that trained it")
-        cfg = load_moclip_config(None, {**saved["train"], **{k: v for k, v in overrides.items() if v is not None}})
-    else:
-        cfg = load_moclip_config(args.config or "small", overrides)
-    metrics = train_moclip(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet,
-                           until_epoch=args.until_epoch)
-    return print_trained(f"trained {args.out}", metrics, ("epoch", "phase", "train_total", "val_total",
-                                                          "val_r1_motion_to_text", "samples_per_s"),
-                         f"; use it as a text encoder with --encoder moclip:{args.out}")
-
-
-def finetune_config(init: str | Path, encoder: str, overrides: dict[str, Any]):
-    """The auto-encoder training config that fine-tunes run `init` with another text encoder: the
-    init run's settings and architecture, its weights as the start, lr 1e-6 unless overridden."""
-    from motionclip.core.run import read_config
-    from motionclip.train.autoencoder import load_train_config
-
-    saved = read_config(init)
-    kind, _, arg = encoder.partition(":")
-    if kind == "moclip" and arg:
-        encoder = f"moclip:{Path(arg).expanduser().resolve()}"  # the run records where the student lives
-    if saved.get("kind") == "moclip":
-        raise TrainError(f"--init {init}: that is a MoCLIP run (a text encoder); give a MotionCLIP run")
-    train = dict(saved["train"])
-    train.pop("init", None)
-    base = {**train, "model_overrides": dict(saved["model"]), "encoder": encoder, "lr": 1e-6, "epochs": 5,
-            "init": str(init)}
-    if "warmup_steps" in train:  # the init run's warm-up would hold a short fine-tuning far below its rate
-        base["warmup_steps"] = 0
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return load_train_config(None, base)
-
-
-def cmd_train_finetune(args) -> int:
-    from motionclip.core.run import require_section
-    from motionclip.train.autoencoder import load_train_config, train_autoencoder
-    from motionclip.train.cli import print_trained
-
-    overrides = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-                 "max_steps_per_epoch": args.max_steps_per_epoch, "checkpoint_every": args.checkpoint_every,
-                 "warmup_steps": args.warmup_steps}
-    if args.resume:
-        saved = require_section(args.out, "train")
-        cfg = load_train_config(None, {**saved, **{k: v for k, v in overrides.items() if v is not None}})
-    else:
-        if not args.init or not args.encoder:
-            raise TrainError("train finetune needs --init MOTIONCLIP_RUN and --encoder SPEC (e.g. moclip:RUN)")
-        cfg = finetune_config(args.init, args.encoder, overrides)
-    metrics = train_autoencoder(args.data, args.out, cfg, resume=args.resume, progress=not args.quiet)
-    return print_trained(f"fine-tuned {args.out}", metrics, ("epoch", "train_total", "val_total", "val_mpjpe_mm"))
-
-
-def add_parsers(tsub) -> None:
-    """`motionclip train moclip` and `train finetune`, added to `train`'s subcommands (train/cli.py)."""
-    from motionclip.core.argtypes import nonnegative_float, positive, positive_ints
-    from motionclip.train.cli import add_trainer
-
-    q = add_trainer(
-        tsub, "moclip", help="train MoCLIP: a motion-aware text encoder (student) against a frozen teacher",
-        description="Train MoCLIP on DIR: a motion encoder head and a student copy of the teacher text encoder, with a "
-                    "contrastive loss (learnable temperature) + lambda_distill * MSE(student, teacher) + (1 - cos(student, "
-                    "motion)), through phases (default: the head alone, then the student too), AdamW, cosine schedule, "
-                    "gradient clipping. Writes RUN/config.json, RUN/model.safetensors (student + head), checkpoints, "
-                    "metrics.csv and TensorBoard logs. Then use the student anywhere a text encoder goes: "
-                    "--encoder moclip:RUN. Several GPUs: torchrun --nproc_per_node N -m motionclip.core.cli train moclip ...")
-    q.add_argument("--teacher", help="teacher text encoder spec: minilm (default, offline), clip:ViT-B/32, "
-                                     "clip:/path/to/weights.pt, clip-random:tiny (tests)")
-    q.add_argument("--config", metavar="PRESET|FILE.json",
-                   help=f"preset ({', '.join(TRAIN_PRESETS)}; default small) or a JSON file of MoCLIPTrainConfig fields")
-    q.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint, same settings")
-    q.add_argument("--lambda-distill", type=nonnegative_float, help="weight of the distillation MSE (default 0.4)")
-    q.add_argument("--phase-epochs", type=positive_ints, metavar="N,M,...", help="epochs of each phase, e.g. 35,15")
-    q.add_argument("--batch-size", type=int, help="global batch size (split over processes)")
-    q.add_argument("--seed", type=int)
-    q.add_argument("--window", type=int, help="frames per window, at most (default 90)")
-    q.add_argument("--min-window", type=int, help="shortest window; 0 = all windows of --window frames")
-    q.add_argument("--max-steps-per-epoch", type=int, help="cut epochs short (quick runs)")
-    q.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints (default 1)")
-    q.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
-    q.add_argument("--until-epoch", type=int, metavar="N", help="stop after epoch N (continue later with --resume)")
-    q.add_argument("--quiet", action="store_true")
-    q.set_defaults(func=cmd_train_moclip)
-
-    q = tsub.add_parser(
-        "finetune", help="fine-tune a trained MotionCLIP auto-encoder with another text encoder (e.g. MoCLIP)",
-        description="Start from the weights and settings of a MotionCLIP run (--init) and train it further with another "
-                    "text encoder of the same dimension, by default at lr 1e-6 for 5 epochs (MoCLIP's downstream "
-                    "recipe). The new run records the new encoder, so generation, the server and evaluation use it.")
-    q.add_argument("--init", type=Path, metavar="RUN", help="the MotionCLIP run to start from")
-    q.add_argument("--encoder", help="the text encoder to fine-tune with, e.g. moclip:RUN")
-    q.add_argument("--data", type=Path, required=True, metavar="DIR")
-    q.add_argument("--out", type=Path, required=True, metavar="RUN2")
-    q.add_argument("--lr", type=positive(float), help="learning rate (default 1e-6)")
-    q.add_argument("--epochs", type=int, help="epochs (default 5)")
-    q.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps (default 0: the init run's warm-up "
-                                                    "is not repeated)")
-    q.add_argument("--batch-size", type=int)
-    q.add_argument("--seed", type=int)
-    q.add_argument("--max-steps-per-epoch", type=int)
-    q.add_argument("--checkpoint-every", type=int)
-    q.add_argument("--resume", action="store_true", help="continue RUN2 from its last checkpoint")
-    q.add_argument("--quiet", action="store_true")
-    q.set_defaults(func=cmd_train_finetune)

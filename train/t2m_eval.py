@@ -171,7 +171,6 @@ def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, 
     own text."""
     from motionclip.core.data.dataset_dir import DatasetIndex
     from motionclip.core.skeleton import neutral_skeleton
-    from motionclip.train.evaluate import action_prompt
 
     skeleton = neutral_skeleton()
     windows = _Windows(data, split, window, stride, source)
@@ -190,12 +189,7 @@ def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, 
     actions = sorted({e["action"] for e in index.entries() if "action" in e
                       and (source is None or e.get("text_source") == source)})
     runs: dict[str, dict[str, list[float]]] = {name: {} for name, _ in rows}
-    label_embs = {}
-    for name, model in rows:
-        if model is not None and actions:
-            label_embs[name] = torch.nn.functional.normalize(
-                model.encoder.encode_text([action_prompt(a) for a in actions], to_cpu=False).float(), dim=-1
-            ).to(model.device)
+    label_embs = _label_embeddings(rows, actions)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -228,13 +222,7 @@ def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, 
             res["fid"] = fid(motion_emb.numpy().astype(np.float64), ref_mu, ref_cov)
             res["diversity"] = diversity(motion_emb)
             if model is not None:
-                mm = []
-                for j, t in enumerate(mm_texts):
-                    n_frames = int(items[texts.index(t)]["length"])
-                    ms = [_motion_item(model.generate(t, frames=n_frames, seed=r * 100_003 + 50_000 + j * 101 + k), skeleton)
-                          for k in range(mm_samples)]
-                    mm.append(diversity(_embed_items(evaluator, ms)))
-                res["multimodality"] = float(np.mean(mm))
+                res["multimodality"] = _multimodality(model, evaluator, items, texts, mm_texts, mm_samples, r, skeleton)
                 res.update(_model_extras(model, items, actions, label_embs.get(name, torch.zeros(0))))
             for k, v in res.items():
                 runs[name].setdefault(k, []).append(v)
@@ -246,6 +234,31 @@ def evaluate_rows(rows: Sequence[tuple[str, Any]], evaluator, data: str | Path, 
             "texts": "paraphrase" if paraphrases is not None else "training",
             "window_frames": list(window), "stride": stride, "batch_size": batch_size, "actions": len(actions),
             "rows": {name: {"runs": m, **{k: _summary(v) for k, v in m.items()}} for name, m in runs.items()}}
+
+
+def _label_embeddings(rows: Sequence[tuple[str, Any]], actions: list[str]) -> dict[str, torch.Tensor]:
+    """Each model row's normalized text embeddings of the action prompts (for its action recognition)."""
+    from motionclip.train.evaluate import action_prompt
+
+    label_embs = {}
+    for name, model in rows:
+        if model is not None and actions:
+            label_embs[name] = torch.nn.functional.normalize(
+                model.encoder.encode_text([action_prompt(a) for a in actions], to_cpu=False).float(), dim=-1
+            ).to(model.device)
+    return label_embs
+
+
+def _multimodality(model, evaluator, items, texts: list[str], mm_texts: list[str], mm_samples: int, r: int,
+                   skeleton) -> float:
+    """Mean diversity of `mm_samples` generations of each of mm_texts (repeat r's seeds)."""
+    mm = []
+    for j, t in enumerate(mm_texts):
+        n_frames = int(items[texts.index(t)]["length"])
+        ms = [_motion_item(model.generate(t, frames=n_frames, seed=r * 100_003 + 50_000 + j * 101 + k), skeleton)
+              for k in range(mm_samples)]
+        mm.append(diversity(_embed_items(evaluator, ms)))
+    return float(np.mean(mm))
 
 
 def format_markdown(result: dict[str, Any], columns: Sequence[str] = METRICS) -> str:
