@@ -70,3 +70,16 @@ def bvhtoolbox_dir() -> Path:
 def bandai_dir() -> Path:
     return _need(BANDAI_DIR / "data", "the shared Bandai-Namco data set is not on this machine "
                  "(set MOTIONCLIP_BANDAI_DIR to its folder)").parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def user_cache(tmp_path_factory):
+    """motionclip's user cache folder (core/files.py user_cache_dir) in this session's temporary folder, for
+    this process and the processes it starts: tests never read or leave records in ~/.cache."""
+    before = os.environ.get("MOTIONCLIP_CACHE_DIR")
+    os.environ["MOTIONCLIP_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield Path(os.environ["MOTIONCLIP_CACHE_DIR"])
+    if before is None:
+        os.environ.pop("MOTIONCLIP_CACHE_DIR", None)
+    else:
+        os.environ["MOTIONCLIP_CACHE_DIR"] = before

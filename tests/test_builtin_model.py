@@ -131,3 +131,18 @@ def test_loading_without_random_init_gives_the_same_motions(builtin) -> None:
         builtin.model, builtin.decoder = saved
     for a, b in zip(new, old):
         assert torch.equal(a.quats, b.quats) and torch.equal(a.trans, b.trans)
+
+
+def test_the_shortcut_check_is_recorded_by_the_weights_sha256(builtin, monkeypatch) -> None:
+    """The first start checks the decoder's shortcut and records it under the SHA-256 config.json gives for
+    the weights (which load_model checked); the next start reads the record instead of checking again."""
+    from motionclip.core.fast_decode import FastDecoder, record_path, verification_key
+
+    sha = builtin.config["sha256"]["model.safetensors"]
+    assert isinstance(builtin.decoder, FastDecoder)
+    assert record_path(verification_key(builtin.model, 1e-4, sha)).is_file()
+    monkeypatch.setattr(FastDecoder, "_checked", classmethod(lambda cls, model, tol: pytest.fail("checked again")))
+    again = MotionModel(None, device="cpu")
+    assert isinstance(again.decoder, FastDecoder)
+    a, b = builtin.generate("a person jumps", seed=3), again.generate("a person jumps", seed=3)
+    assert torch.equal(a.quats, b.quats) and torch.equal(a.trans, b.trans)
