@@ -274,8 +274,9 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], origin: 
             parts.append(f"wrong shapes {wrong[:4]}")
         raise RunError(f"{origin}: the weights do not fit the model in config.json ({'; '.join(parts)}); "
                        f"the run directory mixes files from different runs")
-    if assign:  # keep the model's own dtypes, as copying into its tensors would
-        tensors = {k: v.to(own[k].dtype) for k, v in tensors.items()}
+    if assign:  # in the model's own dtypes and in fresh memory, as copying into its tensors would give: a file's
+        # tensors may lie at any alignment, and the CPU kernels can round differently on such data
+        tensors = {k: v.to(own[k].dtype, copy=True) for k, v in tensors.items()}
     model.load_state_dict(tensors, strict=True, assign=assign)
 
 
