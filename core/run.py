@@ -274,10 +274,18 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], origin: 
             parts.append(f"wrong shapes {wrong[:4]}")
         raise RunError(f"{origin}: the weights do not fit the model in config.json ({'; '.join(parts)}); "
                        f"the run directory mixes files from different runs")
-    if assign:  # in the model's own dtypes and in fresh memory, as copying into its tensors would give: a file's
-        # tensors may lie at any alignment, and the CPU kernels can round differently on such data
-        tensors = {k: v.to(own[k].dtype, copy=True) for k, v in tensors.items()}
+    if assign:
+        tensors = {k: _as_own(v, own[k].dtype) for k, v in tensors.items()}
     model.load_state_dict(tensors, strict=True, assign=assign)
+
+
+def _as_own(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`t` as a model's own tensor would be: in `dtype`, contiguous, 64-byte aligned as torch allocates. A file's
+    tensors may lie at any alignment, and the CPU kernels can round differently on such data; copied only then
+    (each copy of a large tensor is a parallel region, which costs on a busy machine)."""
+    if t.dtype == dtype and t.is_contiguous() and t.data_ptr() % 64 == 0:
+        return t
+    return t.to(dtype, copy=True).contiguous()
 
 
 def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
