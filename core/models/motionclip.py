@@ -175,7 +175,8 @@ class MotionCLIP(nn.Module):
     def derive_buffers(self, device: torch.device | str | None = None) -> None:
         """(Re)make the buffers computed from the config, which are not saved with the weights: the positional
         encodings and the identity rotation. A model built on the meta device (no random initial values) and
-        given its weights with load_state_dict(..., assign=True) calls this to get them, on `device` (default: the weights')."""
+        given its weights with load_state_dict(..., assign=True) calls this to get them, on `device` (default:
+        the weights' device)."""
         c = self.config
         device = torch.device(device) if device is not None else self.head.weight.device
         if device.type == "meta":  # shapes only, as the parameters (arithmetic on meta would cost imports)
