@@ -9,14 +9,22 @@ else runs the layers' own code. About a third less arithmetic per generation.
 
 `FastDecoder.verified(model)` checks the shortcut against `model.decode` on random latents and
 gives None (use the model's own decode) if the model is not a decoder of this kind (post- or
-pre-LayerNorm) or the two disagree.
+pre-LayerNorm) or the two disagree. Given the SHA-256 of the model's weights file (checked when it
+was loaded), a passed check is recorded in the user's cache folder (core/files.py user_cache_dir,
+fast-decode/), keyed by that SHA-256, the model config, the torch version, the device, the dtype and
+the SHA-256 of this module's and the model module's source; the next start with the same key skips
+the check, and any change to one of them checks again. A failed check is never recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 import threading
 from collections import OrderedDict
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,12 +41,26 @@ class FastDecoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def verified(cls, model, tol: float = 1e-4) -> "FastDecoder | None":
+    def verified(cls, model, tol: float = 1e-4, weights_sha256: str | None = None) -> "FastDecoder | None":
+        """The shortcut for `model`, or None where it does not apply or disagrees with model.decode.
+        weights_sha256: the SHA-256 of the file the weights were loaded from (and checked against), to
+        record a passed check and skip it at the next start (see the module's docstring)."""
         layers = getattr(getattr(model, "decoder", None), "layers", None)
         if layers is None or model.training or not all(
                 isinstance(l, nn.TransformerDecoderLayer) and l.multihead_attn.batch_first
                 and l.multihead_attn._qkv_same_embed_dim for l in layers):
             return None
+        key = verification_key(model, tol, weights_sha256) if weights_sha256 else None
+        if key is not None and _recorded(key):
+            return cls(model)
+        fast = cls._checked(model, tol)
+        if fast is not None and key is not None:
+            _record(key)
+        return fast
+
+    @classmethod
+    def _checked(cls, model, tol: float) -> "FastDecoder | None":
+        """The shortcut if it gives model.decode's output (within tol) on random latents and mixed lengths."""
         fast = cls(model)
         try:
             with torch.inference_mode():
@@ -109,3 +131,38 @@ class FastDecoder:
         rot6d = torch.where(mask[..., None, None], rot6d, model.identity_6d.to(rot6d.dtype))
         trans = torch.where(mask[..., None], trans, torch.zeros_like(trans))
         return rot6d, trans
+
+
+def verification_key(model, tol: float, weights_sha256: str) -> dict[str, Any]:
+    """Everything a passed check depends on: the weights, the model's config, the torch version, where and
+    in what precision it runs, the tolerance, and the code of both decoders."""
+    p = next(model.parameters())
+    sources = sorted({__name__, type(model).__module__})
+    code = hashlib.sha256(b"".join(Path(sys.modules[m].__file__).read_bytes() for m in sources)).hexdigest()
+    return {"weights_sha256": weights_sha256, "model": model.config.to_dict(), "torch": torch.__version__,
+            "device": p.device.type, "dtype": str(p.dtype), "tol": tol, "code_sha256": code}
+
+
+def record_path(key: dict[str, Any]) -> Path:
+    from .files import user_cache_dir
+
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return user_cache_dir() / "fast-decode" / f"{name}.json"
+
+
+def _recorded(key: dict[str, Any]) -> bool:
+    """A passed check of this key was recorded (an unreadable or different record counts as none)."""
+    try:
+        return json.loads(record_path(key).read_text()) == json.loads(json.dumps(key))
+    except (OSError, ValueError):
+        return False
+
+
+def _record(key: dict[str, Any]) -> None:
+    """Record a passed check; where the cache folder cannot be written, the next start checks again."""
+    from .files import atomic_write_text
+
+    try:
+        atomic_write_text(record_path(key), json.dumps(key, sort_keys=True, indent=1))
+    except OSError:
+        pass

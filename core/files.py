@@ -28,3 +28,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def user_cache_dir() -> Path:
+    """Where motionclip keeps what it can always compute again: $MOTIONCLIP_CACHE_DIR, else
+    $XDG_CACHE_HOME/motionclip, else ~/.cache/motionclip."""
+    if os.environ.get("MOTIONCLIP_CACHE_DIR"):
+        return Path(os.environ["MOTIONCLIP_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "motionclip"

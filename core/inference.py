@@ -21,7 +21,7 @@ from .errors import MotionClipError
 from .motion import Motion
 from .protocol import MAX_ALPHA, MAX_FPS, MAX_PROMPT_CHARS, MIN_ALPHA, MIN_FPS
 from .rotations import rot6d_to_quat
-from .run import load_model
+from .run import SHA256, WEIGHTS, load_model
 from .skeleton import neutral_skeleton
 from .remote import RemoteModel  # the same calls, answered by a running server (core/remote.py)
 
@@ -88,10 +88,12 @@ class MotionModel:
         self.latent_norm = float(self.config.get("latent_norm") or 1.0)
         self.max_frames = int(self.model.config.max_frames)
         self.skeleton = neutral_skeleton()
-        # The decoder's exact inference shortcut (core/fast_decode.py), checked against the model itself.
+        # The decoder's exact inference shortcut (core/fast_decode.py), checked against the model itself once
+        # per weights file (by the SHA-256 load_model checked), torch version and code version.
         from .fast_decode import FastDecoder
 
-        self.decoder = FastDecoder.verified(self.model) or self.model
+        sha = self.config.get(SHA256, {}).get(WEIGHTS)
+        self.decoder = FastDecoder.verified(self.model, weights_sha256=sha) or self.model
         # LRU cache of unit text embeddings (a server sees the same prompts and labels again and again).
         self._text_cache: OrderedDict[str, Tensor] = OrderedDict()
         self._text_cache_size = int(text_cache_size)

@@ -257,8 +257,9 @@ def require_section(run_dir: str | os.PathLike, key: str) -> dict[str, Any]:
     return config[key]
 
 
-def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], origin: str) -> None:
-    """Strict load with a message that names what is missing or unexpected."""
+def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], origin: str, assign: bool = False) -> None:
+    """Strict load with a message that names what is missing or unexpected. assign: the tensors become the
+    model's own (for a model built on the meta device, without random initial values)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -273,7 +274,18 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], origin: 
             parts.append(f"wrong shapes {wrong[:4]}")
         raise RunError(f"{origin}: the weights do not fit the model in config.json ({'; '.join(parts)}); "
                        f"the run directory mixes files from different runs")
-    model.load_state_dict(tensors, strict=True)
+    if assign:
+        tensors = {k: _as_own(v, own[k].dtype) for k, v in tensors.items()}
+    model.load_state_dict(tensors, strict=True, assign=assign)
+
+
+def _as_own(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`t` as a model's own tensor would be: in `dtype`, contiguous, 64-byte aligned as torch allocates. A file's
+    tensors may lie at any alignment, and the CPU kernels can round differently on such data; copied only then
+    (each copy of a large tensor is a parallel region, which costs on a busy machine)."""
+    if t.dtype == dtype and t.is_contiguous() and t.data_ptr() % 64 == 0:
+        return t
+    return t.to(dtype, copy=True).contiguous()
 
 
 def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -285,9 +297,12 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     if config.get("kind") in ("moclip", "evaluator"):
         use = "a text encoder: --encoder moclip:RUN" if config["kind"] == "moclip" else "--evaluator of motionclip eval"
         raise RunError(f"{run_dir}: a {config['kind']} run, not a MotionCLIP motion model; use it as {use}")
-    model = MotionCLIP(MotionCLIPConfig.from_dict(config["model"]))
+    model_config = MotionCLIPConfig.from_dict(config["model"])
     tensors, _ = load_weights(run_dir / WEIGHTS, config.get(SHA256, {}).get(WEIGHTS))
-    load_state_into(model, tensors, str(run_dir / WEIGHTS))
+    with torch.device("meta"):  # shapes only: the random initial values would be overwritten at once
+        model = MotionCLIP(model_config)
+    load_state_into(model, tensors, str(run_dir / WEIGHTS), assign=True)
+    model.derive_buffers()  # the buffers not stored with the weights (positions), made on the CPU
     return model.to(device).eval(), config
 
 

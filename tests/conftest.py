@@ -124,3 +124,16 @@ def train_tiny(root: Path, clips: int = 24, **config) -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     """A tiny model trained on 24 synthetic clips (train_tiny), once a session; read-only for the tests."""
     return train_tiny(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def user_cache(tmp_path_factory):
+    """motionclip's user cache folder (core/files.py user_cache_dir) in this session's temporary folder, for
+    this process and the processes it starts: tests never read or leave records in ~/.cache."""
+    before = os.environ.get("MOTIONCLIP_CACHE_DIR")
+    os.environ["MOTIONCLIP_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield Path(os.environ["MOTIONCLIP_CACHE_DIR"])
+    if before is None:
+        os.environ.pop("MOTIONCLIP_CACHE_DIR", None)
+    else:
+        os.environ["MOTIONCLIP_CACHE_DIR"] = before

@@ -103,3 +103,46 @@ def test_demo_runs_on_the_built_in_model(tmp_path, capsys) -> None:
     for i in (1, 2, 3):
         m = load_motion(tmp_path / f"generated_{i}.bvh")
         assert m.num_frames == 80 and m.fps == 20.0  # 4 s at the model's rate
+
+
+def test_loading_without_random_init_gives_the_same_motions(builtin) -> None:
+    """load_model builds the model on the meta device and takes the file's tensors as its weights: every
+    parameter and buffer (the positions too) is on the CPU, and generation is bit for bit what a model built
+    with random initial values and then given the same weights produces."""
+    from motionclip.core.fast_decode import FastDecoder
+    from motionclip.core.models.motionclip import MotionCLIP, MotionCLIPConfig
+    from motionclip.core.run import load_weights
+
+    loaded = builtin.model
+    assert all(t.device.type == "cpu" for t in [*loaded.parameters(), *loaded.buffers()])
+    reference = MotionCLIP(MotionCLIPConfig.from_dict(builtin.config["model"]))  # random init, then a copy
+    reference.load_state_dict(load_weights(BUILTIN / "model.safetensors")[0])
+    reference.eval()
+    ours, theirs = dict(loaded.named_buffers()), dict(reference.named_buffers())
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), reference.state_dict().values()))
+    prompts = [dict(prompt="a person waves", seed=7), dict(prompt="a person walks forward", seconds=3.0, seed=1)]
+    new = builtin.generate_batch(prompts)
+    saved = builtin.model, builtin.decoder
+    try:
+        builtin.model, builtin.decoder = reference, FastDecoder.verified(reference)
+        old = builtin.generate_batch(prompts)
+    finally:
+        builtin.model, builtin.decoder = saved
+    for a, b in zip(new, old):
+        assert torch.equal(a.quats, b.quats) and torch.equal(a.trans, b.trans)
+
+
+def test_the_shortcut_check_is_recorded_by_the_weights_sha256(builtin, monkeypatch) -> None:
+    """The first start checks the decoder's shortcut and records it under the SHA-256 config.json gives for
+    the weights (which load_model checked); the next start reads the record instead of checking again."""
+    from motionclip.core.fast_decode import FastDecoder, record_path, verification_key
+
+    sha = builtin.config["sha256"]["model.safetensors"]
+    assert isinstance(builtin.decoder, FastDecoder)
+    assert record_path(verification_key(builtin.model, 1e-4, sha)).is_file()
+    monkeypatch.setattr(FastDecoder, "_checked", classmethod(lambda cls, model, tol: pytest.fail("checked again")))
+    again = MotionModel(None, device="cpu")
+    assert isinstance(again.decoder, FastDecoder)
+    a, b = builtin.generate("a person jumps", seed=3), again.generate("a person jumps", seed=3)
+    assert torch.equal(a.quats, b.quats) and torch.equal(a.trans, b.trans)

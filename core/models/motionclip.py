@@ -123,14 +123,19 @@ def lengths_to_mask(lengths: Tensor | Sequence[int], num_frames: int | None = No
     return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def sinusoidal_positions(n: int, dim: int) -> Tensor:
+def sinusoidal_positions(n: int, dim: int, device: torch.device | str | None = None) -> Tensor:
     """[n, dim]: sin on even channels, cos on odd (Vaswani et al.)."""
-    pos = torch.arange(n, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(n, dim)
+    pos = torch.arange(n, dtype=torch.float32, device=device)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim, device=device)
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq)
     return pe
+
+
+def _building_on_meta() -> bool:
+    """Inside `with torch.device("meta")`: a model built for its shapes, to be given its weights."""
+    return torch.get_default_device().type == "meta"
 
 
 class MotionCLIP(nn.Module):
@@ -140,9 +145,9 @@ class MotionCLIP(nn.Module):
         D, W, self.num_feats = c.latent_dim, c.model_width, c.num_joints * 6 + 3
 
         self.pose_embedding = nn.Linear(self.num_feats, W)
-        self.mu_query = nn.Parameter(torch.randn(W))  # the prefix token whose output is z
-        # Derived from the config: not saved with the weights.
-        self.register_buffer("positions", sinusoidal_positions(c.max_frames, W), persistent=False)  # [max_frames, W]
+        # The prefix token whose output is z; built on the meta device (shapes only), it draws no random numbers
+        # (on meta that would cost a second of imports).
+        self.mu_query = nn.Parameter(torch.empty(W) if _building_on_meta() else torch.randn(W))
         self.pos_dropout = nn.Dropout(c.dropout)
         self.query_dropout = nn.Dropout(c.dropout if c.query_dropout < 0 else c.query_dropout)
         if c.normalize:  # the training data's feature statistics, saved with the weights (set_normalization)
@@ -162,7 +167,22 @@ class MotionCLIP(nn.Module):
                                              enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), c.dec_layers, norm=final_norm())
         self.head = nn.Linear(W, self.num_feats)
-        self.register_buffer("identity_6d", matrix_to_rot6d(torch.eye(3)), persistent=False)  # [6]
+        self.derive_buffers()
+
+    def derive_buffers(self, device: torch.device | str | None = None) -> None:
+        """(Re)make the buffers computed from the config, which are not saved with the weights: the positional
+        encodings and the identity rotation. A model built on the meta device (no random initial values) and
+        given its weights with load_state_dict(..., assign=True) calls this to get them, on `device` (default:
+        the weights' device)."""
+        c = self.config
+        device = torch.device(device) if device is not None else self.head.weight.device
+        if device.type == "meta":  # shapes only, as the parameters (arithmetic on meta would cost imports)
+            positions, identity = torch.empty(c.max_frames, c.model_width, device=device), torch.empty(6, device=device)
+        else:
+            positions = sinusoidal_positions(c.max_frames, c.model_width, device)
+            identity = matrix_to_rot6d(torch.eye(3, device=device))
+        self.register_buffer("positions", positions, persistent=False)  # [max_frames, W]
+        self.register_buffer("identity_6d", identity, persistent=False)  # [6]
 
     def set_normalization(self, mean: Tensor, std: Tensor, min_std: float = 0.01) -> None:
         """Store the training data's per-feature mean and std [F] (std floored: constant features stay 0)."""
