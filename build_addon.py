@@ -58,6 +58,8 @@ CONTENTS: tuple[tuple[str, str], ...] = (
     ("blender_addon/setup_ui.py", "setup_ui.py"),
     ("blender_addon/panels.py", "panels.py"),
     ("blender_addon/preferences.py", "preferences.py"),
+    ("blender_addon/backend_ops.py", "backend_ops.py"),
+    ("blender_addon/drawing.py", "drawing.py"),
     ("core/protocol.py", "protocol.py"),
     ("render/shared_scene.py", "shared_scene.py"),
     ("core/assets/model/MODEL_CARD.md", "MODEL_CARD.md"),

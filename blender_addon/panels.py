@@ -9,8 +9,8 @@ import bpy
 from bpy.props import StringProperty
 
 from . import backend, connection, jobs, rig, setup_ui
-from .ui import (MOTIONCLIP_OT_edit, MOTIONCLIP_OT_generate, MOTIONCLIP_OT_recognize, _draw_connection, _draw_status,
-                 _lines, recent_prompts, scene_fps, text_columns, wrap)
+from .drawing import _draw_connection, _draw_status, _lines, text_columns, wrap
+from .ui import MOTIONCLIP_OT_edit, MOTIONCLIP_OT_generate, MOTIONCLIP_OT_recognize, recent_prompts, scene_fps
 
 # Prompts the built-in model does well with (its gallery: a walk, a run, a right-hand wave...).
 EXAMPLES = ("a person walks forward", "a person runs forward", "a person waves with the right hand",

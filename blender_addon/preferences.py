@@ -11,9 +11,10 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from . import backend, envsetup, setup_ui
 from .client import DEFAULT_URL, is_local
-from .ui import (ADDON_ID, MOTIONCLIP_OT_check_connection, MOTIONCLIP_OT_install_backend,
-                 MOTIONCLIP_OT_start_backend, MOTIONCLIP_OT_stop_backend, _draw_connection, _draw_status, _lines,
-                 text_columns)
+from .backend_ops import (MOTIONCLIP_OT_check_connection, MOTIONCLIP_OT_install_backend, MOTIONCLIP_OT_start_backend,
+                          MOTIONCLIP_OT_stop_backend)
+from .drawing import _draw_connection, _draw_status, _lines, text_columns
+from .ui import ADDON_ID
 
 BACKEND_MODES = [
     ("MANAGED", "Set Up by the Add-on", "A Python environment the add-on makes with Blender's own Python "

@@ -1,9 +1,11 @@
-"""Preferences, scene settings, job state, operators and the 3D View sidebar tab."""
+"""Scene settings, job state, the motion operators (generate, recognise, edit, cancel) and registration.
+
+The backend operators are in backend_ops.py, the panel drawing in drawing.py and panels.py, the
+preferences in preferences.py."""
 
 from __future__ import annotations
 
 import json
-import textwrap
 
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
@@ -366,136 +368,6 @@ class MOTIONCLIP_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class MOTIONCLIP_OT_check_connection(_JobOperator, bpy.types.Operator):
-    """Ask the backend who it is"""
-    bl_idname = "motionclip.check_connection"
-    bl_label = "Check Connection"
-
-    def execute(self, context):
-        try:
-            client = make_client(context)
-        except BackendError as exc:
-            return self.fail(context, exc)
-
-        def apply(health):
-            jobs.state(bpy.context).server = server_line(client, health)
-            connection.check(client, wait=bpy.app.background)
-            return f"Connected to {client.url}"
-
-        return self.launch(context, "Connecting", client.health, apply)
-
-
-class MOTIONCLIP_OT_start_backend(_JobOperator, bpy.types.Operator):
-    """Start `motionclip serve` on Backend URL's port, from the environment Set Up Backend made or the
-    Python set in the preferences (stopped when Blender quits)"""
-    bl_idname = "motionclip.start_backend"
-    bl_label = "Start Backend"
-
-    def execute(self, context):
-        p = prefs(context)
-        try:
-            backend.check_model(p.checkpoint)
-            host, port = backend.local_address(p.backend_url)
-            backend.start(setup_ui.backend_python(p), host, port, p.checkpoint, p.token)
-            client = make_client(context)
-        except (backend.BackendProcessError, BackendError, OSError) as exc:
-            return self.fail(context, exc)
-
-        def apply(health):
-            jobs.state(bpy.context).server = server_line(client, health)
-            connection.check(client, wait=bpy.app.background)
-            return f"Backend running at {client.url}"
-
-        return self.launch(context, "Starting backend", lambda: backend.wait_ready(client), apply)
-
-
-class MOTIONCLIP_OT_stop_backend(bpy.types.Operator):
-    """Stop the backend this Blender started"""
-    bl_idname = "motionclip.stop_backend"
-    bl_label = "Stop Backend"
-
-    def execute(self, context):
-        jobs.state(context).status = "Backend stopped" if backend.stop() else "No backend was running"
-        return {"FINISHED"}
-
-
-class MOTIONCLIP_OT_install_backend(_JobOperator, bpy.types.Operator):
-    """pip-install the backend bundled in this add-on into the backend Python (downloads torch: minutes)"""
-    bl_idname = "motionclip.install_backend"
-    bl_label = "Install Backend"
-
-    def execute(self, context):
-        python = prefs(context).python_path
-        try:
-            backend.resolve_python(python)
-        except backend.BackendProcessError as exc:
-            return self.fail(context, exc)
-        return self.launch(context, "Installing backend", lambda: backend.install(python), lambda tail: tail)
-
-
-# ---------------------------------------------------------------- panel
-
-def wrap(text: str, width: int = 40) -> list[str]:
-    """The whole of ``text`` in lines of at most ``width`` characters (a panel label does not wrap
-    by itself and cuts what does not fit); a word longer than a line (a path, a URL) is split."""
-    lines = []
-    for para in text.splitlines():
-        lines += textwrap.wrap(para, max(1, width), break_long_words=True, break_on_hyphens=False) or [""]
-    return lines
-
-
-# A label's characters average about 6.5 px at UI scale 1 (Blender's 11 pt UI font); the sidebar's
-# tab strip, the panel's margins, a box's padding and the line's icon take about 70 px.
-CHAR_PX, LABEL_MARGIN_PX = 6.5, 70
-
-
-def text_columns(context) -> int:
-    """How many characters of label text fit on a line of the region being drawn."""
-    width = getattr(getattr(context, "region", None), "width", 0) or 0
-    if width <= 1:
-        return 40
-    scale = float(getattr(getattr(context.preferences, "system", None), "ui_scale", 1.0) or 1.0)
-    return max(16, int((width - LABEL_MARGIN_PX * scale) / (CHAR_PX * scale)))
-
-
-def _lines(layout, text: str, width: int, icon: str) -> None:
-    for i, line in enumerate(wrap(text, width)):
-        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
-
-
-def _draw_status(layout, context, server: bool = True):
-    """The job's progress or outcome. An error is shown whole, wrapped to the region's width, and
-    without the backend's "Connected" line under it (it may be the reason it failed); ``server``:
-    with that line when there is no error (the sidebar has the live connection line instead)."""
-    st = jobs.state(context)
-    width = text_columns(context)
-    col = layout.column(align=True)
-    if st.running:
-        setup_ui.draw_progress(col, st, width, wrap)
-    elif st.status:
-        _lines(col, st.status, width, "INFO")
-    if st.error:
-        box = col.box()
-        box.alert = True
-        _lines(box.column(align=True), st.error, width, "ERROR")
-    elif st.server and server:
-        _lines(col, st.server, width, "LINKED")
-
-
-def _draw_connection(layout, context) -> None:
-    """The live indicator: what the last /health check said about Backend URL."""
-    p = prefs(context)
-    url = (p.backend_url if p else DEFAULT_URL).strip().rstrip("/")
-    st = connection.state
-    if st.url != url or st.ok is None:
-        text, icon = f"Checking {url}...", "SORTTIME"
-    elif st.ok:
-        text, icon = st.text, "CHECKMARK"
-    else:  # the reason's first sentence (what to do is in the status line when a button fails)
-        text, icon = f"Not connected: {st.text.split('. ')[0]}", "CANCEL"
-    _lines(layout, text, text_columns(context), icon)
-
-
 MAX_RECENT = 8
 
 
@@ -525,17 +397,13 @@ classes = (
     MOTIONCLIP_OT_recognize,
     MOTIONCLIP_OT_edit,
     MOTIONCLIP_OT_cancel,
-    MOTIONCLIP_OT_check_connection,
-    MOTIONCLIP_OT_start_backend,
-    MOTIONCLIP_OT_stop_backend,
-    MOTIONCLIP_OT_install_backend,
 ) + setup_ui.classes
 
 
 def _all_classes():
-    from . import panels, preferences
+    from . import backend_ops, panels, preferences
 
-    return (preferences.MOTIONCLIP_AP_preferences,) + classes + panels.classes
+    return (preferences.MOTIONCLIP_AP_preferences,) + classes + backend_ops.classes + panels.classes
 
 
 def register():

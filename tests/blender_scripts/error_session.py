@@ -30,7 +30,7 @@ import blender_common  # noqa: E402
 returned: dict[str, list] = {}
 
 
-def record_returns(ui) -> None:
+def record_returns(*modules) -> None:
     """Wrap each operator's execute to keep what it returned (Blender looks it up at each call)."""
     def wrap(execute, name):
         def wrapped(self, context):  # exactly (self, context): Blender passes as many as it declares
@@ -39,7 +39,7 @@ def record_returns(ui) -> None:
             return result
         return wrapped
 
-    for cls in ui.classes:
+    for cls in (c for m in modules for c in m.classes):
         if issubclass(cls, bpy.types.Operator):
             cls.execute = wrap(cls.execute, cls.bl_idname)
 
@@ -86,20 +86,20 @@ class Recorder:
         self.log.append(["operator:" + idname, icon, bool(self.alert)])
 
 
-def draw_status(ui, width: int, scale: float) -> dict:
+def draw_status(drawing, width: int, scale: float) -> dict:
     log: list = []
     context = types.SimpleNamespace(window_manager=bpy.context.window_manager,
                                     region=types.SimpleNamespace(width=width),
                                     preferences=types.SimpleNamespace(system=types.SimpleNamespace(ui_scale=scale)))
-    ui._draw_status(Recorder(log), context)
-    return {"width": width, "scale": scale, "columns": ui.text_columns(context), "labels": log}
+    drawing._draw_status(Recorder(log), context)
+    return {"width": width, "scale": scale, "columns": drawing.text_columns(context), "labels": log}
 
 
 def session(out: dict, zip_path: str, url: str, token: str, dead_url: str) -> None:
     module = blender_common.install(zip_path)
     out["module"] = module
-    ui = sys.modules[module + ".ui"]
-    record_returns(ui)
+    ui, drawing = sys.modules[module + ".ui"], sys.modules[module + ".drawing"]
+    record_returns(ui, sys.modules[module + ".backend_ops"])
     prefs = bpy.context.preferences.addons[module].preferences
     prefs.backend_url, prefs.token = url, token
     scene = bpy.context.scene
@@ -164,11 +164,11 @@ def session(out: dict, zip_path: str, url: str, token: str, dead_url: str) -> No
     st = bpy.context.window_manager.motionclip_job
     st.status, st.error = "Generating: failed after 0.1 s", out["no_server"]["error"]
     st.server = "Connected: http://127.0.0.1:8765, model built-in (all-MiniLM-L6-v2, cpu)"
-    out["draw_error"] = [draw_status(ui, w, k) for w, k in ((230, 1.0), (300, 1.0), (420, 1.0), (600, 2.0),
+    out["draw_error"] = [draw_status(drawing, w, k) for w, k in ((230, 1.0), (300, 1.0), (420, 1.0), (600, 2.0),
                                                            (1000, 1.0))]
     st.error = ""
-    out["draw_connected"] = draw_status(ui, 300, 1.0)
-    out["wrap_path"] = ui.wrap("Backend Python /a/very/long/path/to/some/virtual/environment/bin/python3: "
+    out["draw_connected"] = draw_status(drawing, 300, 1.0)
+    out["wrap_path"] = drawing.wrap("Backend Python /a/very/long/path/to/some/virtual/environment/bin/python3: "
                                "no such file", 20)
 
     bpy.ops.preferences.addon_disable(module=module)
