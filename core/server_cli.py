@@ -90,15 +90,14 @@ def cmd_serve(args) -> int:
     try:
         import torch
 
+        from .cli_model import local_encoder
         from .inference import MotionModel, pick_device
 
-        cuda = pick_device(args.device).type == "cuda"
+        device = pick_device(args.device)
+        cuda = device.type == "cuda"
         options.workers = args.workers or (1 if cuda else 2)
         if args.threads or not cuda:
             torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // options.workers))
-        from .cli_model import local_encoder
-
-        device = pick_device(args.device)
         model = MotionModel(args.checkpoint, device=device, text_cache_size=args.text_cache,
                             encoder=local_encoder(args, device))
     except BaseException:

@@ -3,9 +3,10 @@ DDP helpers, and the base of the training configs.
 
 A trainer's life with a run directory (core/run.py describes its files):
 
-    d = setup_distributed()
-    run = RunDir(out, d, resume)          # refuses a used --out, an empty --resume; repairs an interrupted checkpoint
-    done = run.finished(epochs)           # --resume of a finished run: its metrics, nothing rewritten
+    d, run, done = open_run(out, cfg, resume, progress)
+                                          # the processes; RunDir refuses a used --out, an empty --resume and
+                                          # repairs an interrupted checkpoint; done: --resume of a finished
+                                          # run, its metrics (nothing rewritten)
     start_epoch, step = run.load_checkpoint(model, opt) if resume else (0, 0)
     run.start(run_config)                 # config.json of a new run; metrics.csv / TensorBoard logs
     ... run.log(metrics); run.commit(model, opt, epoch, step, run_config) ...
