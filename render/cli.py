@@ -119,6 +119,8 @@ def cmd_render(args) -> int:
         if bad:
             raise RenderError(f"--frames: frame {bad[0]} is out of range; {args.motion} has {motion.num_frames} frames "
                               f"(0..{motion.num_frames - 1})")
+    if kind == "png" and not args.contact_sheet and len(frames) != 1:  # before any rendering
+        raise RenderError(f"{args.out}: one PNG holds one frame; give --frames N, --contact-sheet, or a folder")
     opts = SceneOptions(size=args.size, camera=args.camera, azimuth=args.azimuth, elevation=args.elevation,
                         floor=not args.no_floor)
     body = make_body(args.body, smpl_model=args.smpl_model)
@@ -148,8 +150,6 @@ def cmd_render(args) -> int:
         if args.contact_sheet:
             write_png(contact_sheet(images, args.columns), args.out)
         else:
-            if len(images) != 1:
-                raise RenderError(f"{args.out}: one PNG holds one frame; give --frames N, --contact-sheet, or a folder")
             write_png(images[0], args.out)
     else:
         write_frames_dir(images, args.out, frames if frames is not None else range(len(images)))

@@ -260,6 +260,10 @@ def test_bad_input_gets_clear_errors(tmp_path, walk, capsys) -> None:
     one_line_error(capsys, ["render", str(good), "--out", str(tmp_path / "a.mp4"), "--frames", "0,999"],
                    "frame 999 is out of range")
     one_line_error(capsys, ["render", str(good), "--out", str(tmp_path / "s.mp4"), "--contact-sheet"], "FILE.png")
+    # several frames into one PNG: refused before anything is rendered (no progress bar, no file)
+    one_line_error(capsys, ["render", str(good), "--out", str(tmp_path / "one.png")], "one PNG holds one frame",
+                   "--contact-sheet")
+    assert not (tmp_path / "one.png").exists()
     missing = tmp_path / "nowhere" / "blender"
     one_line_error(capsys, ["render", str(good), "--out", str(tmp_path / "a.mp4"), "--renderer", "blender",
                             "--blender", str(missing)], "Blender not found", str(missing))
