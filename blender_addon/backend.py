@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,15 @@ def local_address(url: str) -> tuple[str, int]:
     except ValueError:
         raise BackendProcessError(f"Backend URL {url!r} has no valid port; use e.g. http://127.0.0.1:8765") from None
     return host, port
+
+
+def answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something already listens on host:port (another backend, or another program on that port)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def wait_ready(client, seconds: float = 300.0):

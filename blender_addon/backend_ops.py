@@ -77,6 +77,36 @@ class MOTIONCLIP_OT_install_backend(_JobOperator, bpy.types.Operator):
         return self.launch(context, "Installing backend", lambda: backend.install(python), lambda tail: tail)
 
 
+def autostart() -> str:
+    """What Blender does with the backend when it starts (or the add-on is enabled): start it when Start With
+    Blender is on, it is set up, and nothing answers at Backend URL yet. Returns what it did, for the console."""
+    p = prefs()
+    if p is None or not p.start_with_blender:
+        return "not started (Start With Blender is off)"
+    if p.backend_mode == "URL":
+        return "not started (Backend is a Running Server you start yourself)"
+    if backend.running():
+        return "already running"
+    try:
+        backend.resolve_python(setup_ui.backend_python(p))
+        backend.check_model(p.checkpoint)
+        host, port = backend.local_address(p.backend_url)
+    except backend.BackendProcessError as exc:
+        return f"not started: {exc}"
+    if backend.answers(host, port):
+        return f"not started: something already answers at {p.backend_url}"
+    bpy.ops.motionclip.start_backend()
+    return f"starting at {p.backend_url}"
+
+
+def on_start() -> None:
+    """The timer register() sets in a Blender with a window: autostart once, never failing Blender."""
+    try:
+        print(f"motionclip: backend: {autostart()}")
+    except Exception as exc:  # the panel still offers Start Backend
+        print(f"motionclip: backend not started: {exc}")
+
+
 classes = (
     MOTIONCLIP_OT_check_connection,
     MOTIONCLIP_OT_start_backend,

@@ -37,6 +37,10 @@ class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
     backend_mode: EnumProperty(name="Backend", default="MANAGED", items=BACKEND_MODES)
     python_path: StringProperty(name="Backend Python", default="", subtype="FILE_PATH",
                                 description="A Python interpreter with the backend installed (or to install it into)")
+    start_with_blender: BoolProperty(name="Start With Blender", default=True,
+                                     description="Start the backend when Blender starts (or this add-on is "
+                                                 "enabled) once it is set up, unless something already answers "
+                                                 "at Backend URL")
     checkpoint: StringProperty(name="Checkpoint", default="", subtype="DIR_PATH",
                                description="Run directory to serve; empty for the built-in model")
     torch_variant: EnumProperty(name="PyTorch", default="CPU", items=[
@@ -81,6 +85,8 @@ class MOTIONCLIP_AP_preferences(bpy.types.AddonPreferences):
         else:
             _lines(box, "Start the server yourself (motionclip serve [--port 8765] [--token T]) and set Backend URL "
                         "to its address.", width, "INFO")
+        if self.backend_mode != "URL":
+            box.prop(self, "start_with_blender")
         row = box.row()
         if self.backend_mode != "URL":
             if backend.running():

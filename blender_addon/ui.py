@@ -419,9 +419,17 @@ def register():
         print(f"motionclip: {note}")
     backend.LOG_FILE = setup_ui.user_dir() / "backend.log"  # one per Blender user, fresh at each start
     connection.start(lambda: make_client(bpy.context))
+    if not bpy.app.background:  # batch renders (blender -b) never start a server behind the user's back
+        from .backend_ops import on_start
+
+        bpy.app.timers.register(on_start, first_interval=1.0)
 
 
 def unregister():
+    from .backend_ops import on_start
+
+    if bpy.app.timers.is_registered(on_start):
+        bpy.app.timers.unregister(on_start)
     connection.stop()
     jobs.shutdown()
     backend.stop()

@@ -465,6 +465,46 @@ def test_start_backend_button_launches_and_stops_the_server(addon_zip, tiny_run,
         urllib.request.urlopen(d["url"] + "/health", timeout=2)
 
 
+AUTOSTART_SESSION = REPO / "tests" / "blender_scripts" / "autostart_session.py"
+
+
+def test_backend_starts_with_blender_only_when_it_can(addon_zip, tiny_run, tmp_path) -> None:
+    """Start With Blender: every reason not to start is said, a set-up backend starts, a second call
+    leaves it alone, an error never reaches Blender, and background Blender schedules nothing."""
+    out = tmp_path / "autostart.json"
+    d, proc = run_blender([AUTOSTART_SESSION, "branches", addon_zip, sys.executable, tiny_run, out], out, tmp_path)
+    assert "exception" not in d, d.get("exception")
+    said = d["said"]
+    assert d["default_on"] and not d["scheduled_in_background"], d
+    assert said["off"] == "not started (Start With Blender is off)"
+    assert said["remote"] == "not started (Backend is a Running Server you start yourself)"
+    assert said["not_set_up"].startswith("not started: the backend is not set up yet: press Set Up Backend")
+    assert said["no_python"].startswith("not started: no Backend Python is set")
+    assert said["not_local"].startswith("not started: Backend URL 'http://192.0.2.1:8765' is not on this machine")
+    assert said["port_taken"].startswith("not started: something already answers at http://127.0.0.1:")
+    assert not d["running_before"]
+    assert said["start"].startswith("starting at http://127.0.0.1:") and d["running"], d
+    assert d["status"].startswith("Backend running at http://127.0.0.1:"), d
+    assert said["again"] == "already running"
+    assert d["on_start_survived"] and "motionclip: backend not started: division by zero" in proc.stdout
+    assert not d["running_after_disable"]
+
+
+@pytest.mark.slow
+def test_backend_starts_when_blender_starts_in_a_window(addon_zip, tiny_run, tmp_path) -> None:
+    """In a real window, registering the add-on with a set-up backend starts it with no button pressed."""
+    out, port = tmp_path / "window.json", free_port()
+    if DEBIAN_BLENDER is None or shutil.which("Xvfb") is None:
+        pytest.skip("needs Debian's blender and Xvfb")
+    with blender_window(AUTOSTART_SESSION, ["window", addon_zip, sys.executable, tiny_run, port, out], tmp_path,
+                        "1280x800x24") as (_, _, blender, log):
+        d = wait_for(out, blender, log, seconds=300)
+        blender.wait(60)
+    assert d["health"] and "clip-random:tiny" in json.dumps(d["health"]), (d, log.read_text()[-2000:])
+    assert d["started_by_addon"] and not d["running_after_disable"], d
+    assert "motionclip: backend: starting at http://127.0.0.1:" in log.read_text()
+
+
 GUI_SESSION = REPO / "tests" / "blender_scripts" / "gui_session.py"
 
 
