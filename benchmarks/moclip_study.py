@@ -4,6 +4,7 @@ the plain encoder against the MoCLIP student; training-style texts against the p
 
     .venv/bin/python benchmarks/moclip_study.py moclip --data DATA --work WORK [--seeds 0,1,2] [--lambdas 0,0.4,1]
     .venv/bin/python benchmarks/moclip_study.py downstream --data DATA --work WORK --init core/assets/model [--seeds 0,1]
+    .venv/bin/python benchmarks/moclip_study.py scratch --data DATA --work WORK --encoders plain --epochs 24
     .venv/bin/python benchmarks/moclip_study.py report --data DATA --work WORK --evaluator EVAL [--out docs]
 
 moclip: for each seed, the head-only phase once (the student is frozen and equals the teacher there, so the
@@ -12,6 +13,10 @@ progressive-unfreezing phases from that checkpoint: the student's top 2 layers, 
 and lower layers stay the teacher's). WORK/moclip/s{seed}/l{lambda}/metrics.csv hold the curves.
 downstream: `train finetune` of the --init MotionCLIP at lr 1e-6 (MoCLIP's downstream rate), the same steps, with
 the plain encoder (the control) and with each seed's student at --main-lambda.
+scratch: the built-in recipe (`train autoencoder --config builtin`) from scratch for --epochs, seed k, with the plain
+encoder and with student s{k} at --main-lambda (frozen, as MotionCLIP keeps its text encoder): the same data and
+the same steps; WORK/scratch/NAME/study_time.json records the minutes. Run the two encoders as two processes side
+by side (`--encoders plain` and `--encoders moclip`) so that both share the machine alike.
 report: retrieval (each model's own space) and generation (the independent evaluator; liveliness) on the
 test split's Bandai-Namco windows, training-style texts and paraphrases; Markdown, JSON and plots.
 """
@@ -89,8 +94,7 @@ def cmd_downstream(args) -> None:
 
     for seed in args.seeds:
         for name in args.encoders:
-            enc = ("minilm" if name == "plain"
-                   else f"moclip:{args.work / 'moclip' / f's{seed}' / f'l{args.main_lambda:g}'}")
+            enc = student_spec(args, name, seed)
             out = args.work / "downstream" / f"{name}-s{seed}{args.tag}"
             if (out / "model.safetensors").is_file():
                 continue
@@ -104,9 +108,36 @@ def cmd_downstream(args) -> None:
             print(f"downstream {name} seed {seed}: {time.process_time() - t0:.0f} CPU-s", flush=True)
 
 
+def cmd_scratch(args) -> None:
+    """For each seed k: the built-in recipe from scratch with the plain encoder or student s{k}; resumable."""
+    import os
+
+    from motionclip.core.cli import main
+
+    for seed in args.seeds:
+        for name in args.encoders:
+            out = args.work / "scratch" / f"{name}-s{seed}-e{args.epochs}"
+            if (out / "study_time.json").is_file():
+                continue
+            t0, c0 = time.time(), time.process_time()
+            code = main(["train", "autoencoder", "--data", str(args.data), "--out", str(out), "--config", "builtin",
+                         "--epochs", str(args.epochs), "--seed", str(seed), "--encoder", student_spec(args, name, seed),
+                         "--quiet", *(["--resume"] if (out / "config.json").is_file() else [])])
+            if code:
+                raise SystemExit(f"scratch {name} seed {seed} failed")
+            took = {"wall_minutes": round((time.time() - t0) / 60, 1), "cpu_seconds": round(time.process_time() - c0),
+                    "threads": args.threads, "cpus": os.cpu_count(), "epochs": args.epochs}
+            (out / "study_time.json").write_text(json.dumps(took))
+            print(f"scratch {name} seed {seed}: {took}", flush=True)
+
+
+def student_spec(args, name: str, seed: int) -> str:
+    return "minilm" if name == "plain" else f"moclip:{args.work / 'moclip' / f's{seed}' / f'l{args.main_lambda:g}'}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["moclip", "downstream", "report"])
+    ap.add_argument("what", choices=["moclip", "downstream", "scratch", "report"])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0, 1, 2])
@@ -119,6 +150,7 @@ def main() -> int:
     ap.add_argument("--student-lr", type=float, default=5e-5)
     ap.add_argument("--init", type=Path, default=REPO / "core" / "assets" / "model")
     ap.add_argument("--steps", type=int, default=30, help="downstream fine-tuning steps")
+    ap.add_argument("--epochs", type=int, default=24, help="scratch: epochs of the built-in recipe")
     ap.add_argument("--lr", type=float, help="downstream learning rate (default: train finetune's, 1e-6)")
     ap.add_argument("--tag", default="", help="downstream: a suffix of the run names (another recipe)")
     ap.add_argument("--evaluator", type=Path)
@@ -127,7 +159,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="report: retrieval draws")
     ap.add_argument("--stride", type=int, default=30, help="report: frames between test windows")
     ap.add_argument("--parts", type=lambda t: t.split(","), default=["curves", "ablation", "downstream"],
-                    help="report: which parts (curves, ablation, downstream)")
+                    help="report: which parts (curves, ablation, downstream, scratch)")
     args = ap.parse_args()
     import torch
 
@@ -137,6 +169,8 @@ def main() -> int:
         cmd_moclip(args)
     elif args.what == "downstream":
         cmd_downstream(args)
+    elif args.what == "scratch":
+        cmd_scratch(args)
     else:
         import sys
 

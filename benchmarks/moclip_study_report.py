@@ -1,6 +1,7 @@
 """The report of benchmarks/moclip_study.py: curves, the lambda_distill ablation and the downstream comparison, on
-training-style texts and on the paraphrase test set (train/paraphrases.tsv). Writes OUT/moclip_curves.png,
-OUT/moclip_downstream.png, OUT/moclip_study.md and .json, and prints the tables."""
+training-style texts and on the paraphrase test set (train/paraphrases.tsv), and the from-scratch comparison. Writes
+OUT/moclip_curves.png, OUT/moclip_downstream.png, OUT/moclip_scratch-eN.png, OUT/moclip_study*.md and .json, and
+prints the tables."""
 
 from __future__ import annotations
 
@@ -41,11 +42,11 @@ class MoCLIPSpace:
         return self.head(rot6d, trans, mask)
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], digits: int = 3) -> str:
     v = np.asarray([x for x in values if x is not None], dtype=float)
     if not len(v):
         return "-"
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
 def plot_curves(work: Path, seeds: list[int], lambdas: list[float], path: Path) -> None:
@@ -125,52 +126,95 @@ def ablation(args, paraphrases) -> tuple[dict[str, Any], str]:
 
 def downstream(args, paraphrases, evaluator) -> tuple[dict[str, Any], str]:
     """The shipped model, and per seed the plain and the MoCLIP fine-tunings: retrieval and generation."""
-    from motionclip.core.inference import MotionModel
-    from motionclip.train.paraphrase_eval import evaluate_paraphrases
-
     how = f" ({args.tag.strip('-')})" if args.tag else ""
     groups = {"fine-tuned, plain minilm" + how: [args.work / "downstream" / f"plain-s{s}{args.tag}" for s in args.seeds],
               "fine-tuned, MoCLIP student" + how: [args.work / "downstream" / f"moclip-s{s}{args.tag}"
                                                    for s in args.seeds]}
     if not args.tag:
         groups = {"shipped model (minilm)": [args.init], **groups}
+    res = measure_groups(args, groups, paraphrases, evaluator, "downstream", full=False)
+    return res, table(res, DOWNSTREAM_COLUMNS)
+
+
+def scratch(args, paraphrases, evaluator) -> tuple[dict[str, Any], str]:
+    """Per seed, the built-in recipe trained from scratch with plain MiniLM and with the student: every figure."""
+    e = args.epochs
+    groups = {f"from scratch, plain minilm ({e} epochs)": [args.work / "scratch" / f"plain-s{s}-e{e}" for s in args.seeds],
+              f"from scratch, MoCLIP student ({e} epochs)": [args.work / "scratch" / f"moclip-s{s}-e{e}"
+                                                            for s in args.seeds]}
+    res = measure_groups(args, groups, paraphrases, evaluator, "scratch", full=True)
+    return res, table(res, SCRATCH_COLUMNS)
+
+
+DOWNSTREAM_COLUMNS = [("r_precision_top1", "R-prec top-1 ↑"), ("r_precision_top3", "R-prec top-3 ↑"),
+                      ("mm_dist", "MM-Dist ↓"), ("recognised_top1", "evaluator top-1 of generated ↑"),
+                      ("main_ratio", "main-limb speed ratio")]
+SCRATCH_COLUMNS = [("r_precision_top1", "R-prec top-1 ↑"), ("r_precision_top2", "top-2 ↑"),
+                   ("r_precision_top3", "top-3 ↑"), ("mm_dist", "MM-Dist ↓"),
+                   ("recognised_top1", "evaluator top-1 of generated ↑"), ("fid", "FID ↓"),
+                   ("diversity", "diversity →"), ("main_ratio", "main-limb speed ratio"),
+                   ("in_target", "actions in 0.6-1.5"), ("mpjpe_pa", "MPJPE mm (pelvis-aligned) ↓"),
+                   ("minutes", "training minutes")]
+
+
+def measure_groups(args, groups: dict[str, list[Path]], paraphrases, evaluator, step: str,
+                   full: bool) -> dict[str, Any]:
+    """Each group's runs measured once (WORK/report/NAME.json keeps what was measured, so a re-run reuses it)."""
     res: dict[str, Any] = {}
     for name, runs in groups.items():
         per = []
         for run in runs:
-            if not (Path(run) / "model.safetensors").is_file():
-                raise SystemExit(f"{run} is not trained yet: run `moclip_study.py downstream` first")
-            done = args.work / "report" / f"{Path(run).name}.json"  # a re-run reuses what was measured
-            if done.is_file():
-                per.append(json.loads(done.read_text()))
-                continue
-            model = MotionModel(run, device="cpu")
-            r = evaluate_paraphrases(model, args.data, paraphrases, evaluator=evaluator, repeats=args.repeats,
-                                     stride=args.stride, seeds=8, t2m=False, reconstruction=(float("nan"),) * 2)
-            per.append({kind: {**{m: r["retrieval"]["rows"][r["model"]][kind][m]["mean"]
-                                  for m in ("r_precision_top1", "r_precision_top3", "mm_dist")},
-                               "recognised_top1": r["generation"][kind].get("recognised_top1_mean"),
-                               "main_ratio": r["generation"][kind]["main_ratio_mean"],
-                               "in_target": r["generation"][kind]["in_target"],
-                               "actions": r["generation"][kind]["actions"]}
-                        for kind in ("training", "paraphrase")})
-            done.parent.mkdir(parents=True, exist_ok=True)
-            done.write_text(json.dumps(per[-1]))
-            print(f"  {run}: {json.dumps(per[-1])}", flush=True)
-        if per:
-            res[name] = per
-    lines = ["| MotionCLIP | texts | runs | R-prec top-1 ↑ | R-prec top-3 ↑ | MM-Dist ↓ | evaluator top-1 of generated ↑ "
-             "| main-limb speed ratio |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            if not (Path(run) / "model.safetensors").is_file() or (step == "scratch"
+                                                                  and not (run / "study_time.json").is_file()):
+                raise SystemExit(f"{run} is not trained yet: run `moclip_study.py {step}` first")
+            done = args.work / "report" / f"{Path(run).name}.json"
+            if not done.is_file():
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text(json.dumps(measure_run(Path(run), args, paraphrases, evaluator, full)))
+                print(f"  {run}: {done.read_text()}", flush=True)
+            per.append(json.loads(done.read_text()))
+        res[name] = per
+    return res
+
+
+def measure_run(run: Path, args, paraphrases, evaluator, full: bool) -> dict[str, Any]:
+    """Retrieval (the model's own space) and generation (the evaluator; liveliness) on both kinds of text; `full`:
+    also FID, diversity, reconstruction and the training minutes."""
+    from motionclip.core.inference import MotionModel
+    from motionclip.train.paraphrase_eval import evaluate_paraphrases
+
+    model = MotionModel(run, device="cpu")
+    r = evaluate_paraphrases(model, args.data, paraphrases, evaluator=evaluator, repeats=args.repeats,
+                             stride=args.stride, seeds=8, t2m=False,
+                             reconstruction=None if full else (float("nan"),) * 2)
+    out: dict[str, Any] = {}
+    for kind in ("training", "paraphrase"):
+        ret, gen, moves = r["retrieval"]["rows"][r["model"]][kind], r["generation"][kind], r["moves"][kind]
+        row = {m: ret[m]["mean"] for m in ("r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist")}
+        row.update(recognised_top1=gen.get("recognised_top1_mean"), main_ratio=gen["main_ratio_mean"],
+                   in_target=gen["in_target"], actions=gen["actions"])
+        if full:
+            ev = moves.get("evaluator") or {}
+            row.update(fid=ev.get("fid"), diversity=ev.get("diversity_generated"),
+                       diversity_real=ev.get("diversity_real"),
+                       mpjpe_pa=moves["reconstruction"]["mpjpe_pelvis_aligned_mm"],
+                       minutes=json.loads((run / "study_time.json").read_text())["wall_minutes"])
+        out[kind] = row
+    return out
+
+
+def table(res: dict[str, Any], columns: list[tuple[str, str]]) -> str:
+    lines = ["| MotionCLIP | texts | runs | " + " | ".join(t for _, t in columns) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
     for name, per in res.items():
         for kind in ("training", "paraphrase"):
-            col = {m: [p[kind][m] for p in per] for m in per[0][kind]}
-            lines.append(f"| {name} | {kind} | {len(per)} | {_mean_std(col['r_precision_top1'])} | "
-                         f"{_mean_std(col['r_precision_top3'])} | {_mean_std(col['mm_dist'])} | "
-                         f"{_mean_std(col['recognised_top1'])} | {_mean_std(col['main_ratio'])} |")
-    return res, "\n".join(lines)
+            cells = [_mean_std([p[kind].get(m) for p in per], digits=1 if m in ("mpjpe_pa", "minutes") else 3)
+                     for m, _ in columns]
+            lines.append(f"| {name} | {kind} | {len(per)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def plot_downstream(res: dict[str, Any], path: Path) -> None:
+def plot_downstream(res: dict[str, Any], path: Path, how: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,8 +234,8 @@ def plot_downstream(res: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels(names, fontsize=8, rotation=12)
         ax.set_title(title, fontsize=10)
     axes[0].legend()
-    fig.suptitle("MotionCLIP with plain MiniLM vs the MoCLIP student, Bandai-Namco test styles (mean ± std over seeds)",
-                 fontsize=11)
+    fig.suptitle("MotionCLIP with plain MiniLM vs the MoCLIP student" + (f" ({how})" if how else "")
+                 + ", Bandai-Namco test styles (mean ± std over seeds)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -220,7 +264,15 @@ def report(args) -> None:
         text.append(t)
         plot_downstream(result["downstream"], out / f"moclip_downstream{args.tag}.png")
         print(t, flush=True)
-    stem = "moclip_study" + ("" if len(args.parts) == 3 else "_" + "_".join(args.parts)) + args.tag
+    if "scratch" in args.parts:
+        evaluator = load_evaluator(args.evaluator, device="cpu") if args.evaluator else None
+        result["scratch"], t = scratch(args, paraphrases, evaluator)
+        text.append(t)
+        plot_downstream(result["scratch"], out / f"moclip_scratch-e{args.epochs}.png",
+                        f"the built-in recipe from scratch, {args.epochs} epochs")
+        print(t, flush=True)
+    stem = ("moclip_study" + ("" if args.parts == ["curves", "ablation", "downstream"] else "_" + "_".join(args.parts))
+            + args.tag + (f"-e{args.epochs}" if "scratch" in args.parts else ""))
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text("\n\n".join(text) + "\n")
 
