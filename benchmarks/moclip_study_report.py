@@ -208,7 +208,7 @@ def table(res: dict[str, Any], columns: list[tuple[str, str]]) -> str:
              "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
     for name, per in res.items():
         for kind in ("training", "paraphrase"):
-            cells = [_mean_std([p[kind].get(m) for p in per], digits=1 if m in ("mpjpe_pa", "minutes") else 3)
+            cells = [_mean_std([p[kind].get(m) for p in per], digits=1 if m in ("mpjpe_pa", "minutes", "in_target") else 3)
                      for m, _ in columns]
             lines.append(f"| {name} | {kind} | {len(per)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
