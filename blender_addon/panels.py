@@ -17,6 +17,7 @@ EXAMPLES = ("a person walks forward", "a person runs forward", "a person waves w
             "a person walks forward and turns to the left", "a person waves both hands", "a person jumps")
 
 MODEL_NOTES = (
+    "Plain wordings work best (\"a person walks\"): wordings unlike its training texts often miss the action.",
     "Best at 4 seconds: it was trained on 2-4 s clips; longer motions slow down after 4 s.",
     "Walks step with short strides (the feet partly glide); sideways and backwards walks are weak.",
     "Left and right: the named hand is raised for most phrasings, but \"waves goodbye\" raises the left.",
