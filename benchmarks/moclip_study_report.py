@@ -154,7 +154,7 @@ SCRATCH_COLUMNS = [("r_precision_top1", "R-prec top-1 ↑"), ("r_precision_top2"
                    ("recognised_top1", "evaluator top-1 of generated ↑"), ("fid", "FID ↓"),
                    ("diversity", "diversity →"), ("main_ratio", "main-limb speed ratio"),
                    ("in_target", "actions in 0.6-1.5"), ("mpjpe_pa", "MPJPE mm (pelvis-aligned) ↓"),
-                   ("minutes", "training minutes")]
+                   ("cpu_minutes", "training CPU-minutes"), ("minutes", "wall minutes")]
 
 
 def measure_groups(args, groups: dict[str, list[Path]], paraphrases, evaluator, step: str,
@@ -173,13 +173,17 @@ def measure_groups(args, groups: dict[str, list[Path]], paraphrases, evaluator, 
                 done.write_text(json.dumps(measure_run(Path(run), args, paraphrases, evaluator, full)))
                 print(f"  {run}: {done.read_text()}", flush=True)
             per.append(json.loads(done.read_text()))
+            if full:  # what the training took, as study_time.json says now
+                took = json.loads((Path(run) / "study_time.json").read_text())
+                for kind in ("training", "paraphrase"):
+                    per[-1][kind].update(minutes=took["wall_minutes"], cpu_minutes=took["cpu_seconds"] / 60)
         res[name] = per
     return res
 
 
 def measure_run(run: Path, args, paraphrases, evaluator, full: bool) -> dict[str, Any]:
     """Retrieval (the model's own space) and generation (the evaluator; liveliness) on both kinds of text; `full`:
-    also FID, diversity, reconstruction and the training minutes."""
+    also FID, diversity and reconstruction (measure_groups adds the training's minutes)."""
     from motionclip.core.inference import MotionModel
     from motionclip.train.paraphrase_eval import evaluate_paraphrases
 
@@ -197,8 +201,7 @@ def measure_run(run: Path, args, paraphrases, evaluator, full: bool) -> dict[str
             ev = moves.get("evaluator") or {}
             row.update(fid=ev.get("fid"), diversity=ev.get("diversity_generated"),
                        diversity_real=ev.get("diversity_real"),
-                       mpjpe_pa=moves["reconstruction"]["mpjpe_pelvis_aligned_mm"],
-                       minutes=json.loads((run / "study_time.json").read_text())["wall_minutes"])
+                       mpjpe_pa=moves["reconstruction"]["mpjpe_pelvis_aligned_mm"])
         out[kind] = row
     return out
 
@@ -208,7 +211,7 @@ def table(res: dict[str, Any], columns: list[tuple[str, str]]) -> str:
              "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " |"]
     for name, per in res.items():
         for kind in ("training", "paraphrase"):
-            cells = [_mean_std([p[kind].get(m) for p in per], digits=1 if m in ("mpjpe_pa", "minutes", "in_target") else 3)
+            cells = [_mean_std([p[kind].get(m) for p in per], digits=1 if m in ("mpjpe_pa", "minutes", "cpu_minutes", "in_target") else 3)
                      for m, _ in columns]
             lines.append(f"| {name} | {kind} | {len(per)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
