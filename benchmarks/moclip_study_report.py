@@ -143,7 +143,26 @@ def scratch(args, paraphrases, evaluator) -> tuple[dict[str, Any], str]:
               f"from scratch, MoCLIP student ({e} epochs)": [args.work / "scratch" / f"moclip-s{s}-e{e}"
                                                             for s in args.seeds]}
     res = measure_groups(args, groups, paraphrases, evaluator, "scratch", full=True)
-    return res, table(res, SCRATCH_COLUMNS)
+    spread = text_spread(args, paraphrases)
+    res["text_spread"] = spread
+    note = ("Mean distance between the unit embeddings of two different paraphrases (how far apart each encoder "
+            "puts texts): " + ", ".join(f"{k} {v:.3f}" for k, v in spread.items()) + ".")
+    return res, table({k: v for k, v in res.items() if k != "text_spread"}, SCRATCH_COLUMNS) + "\n\n" + note
+
+
+def text_spread(args, paraphrases) -> dict[str, float]:
+    """Each encoder's mean pairwise distance between the (unit) embeddings of the paraphrase test set."""
+    from motionclip.core.encoders import load_encoder
+
+    texts = [t for wordings in paraphrases.values() for t in wordings]
+    out = {}
+    for seed in [None, *args.seeds]:
+        spec = "minilm" if seed is None else f"moclip:{args.work / 'moclip' / f's{seed}' / f'l{args.main_lambda:g}'}"
+        with torch.no_grad():
+            e = load_encoder(spec, text_only=True).encode_text(texts).double()
+        n = len(texts)
+        out["minilm" if seed is None else f"student s{seed}"] = float(torch.cdist(e, e).sum() / (n * (n - 1)))
+    return out
 
 
 DOWNSTREAM_COLUMNS = [("r_precision_top1", "R-prec top-1 ↑"), ("r_precision_top3", "R-prec top-3 ↑"),
@@ -271,7 +290,8 @@ def report(args) -> None:
         evaluator = load_evaluator(args.evaluator, device="cpu") if args.evaluator else None
         result["scratch"], t = scratch(args, paraphrases, evaluator)
         text.append(t)
-        plot_downstream(result["scratch"], out / f"moclip_scratch-e{args.epochs}.png",
+        plot_downstream({k: v for k, v in result["scratch"].items() if k != "text_spread"},
+                        out / f"moclip_scratch-e{args.epochs}.png",
                         f"the built-in recipe from scratch, {args.epochs} epochs")
         print(t, flush=True)
     stem = ("moclip_study" + ("" if args.parts == ["curves", "ablation", "downstream"] else "_" + "_".join(args.parts))
