@@ -144,10 +144,9 @@ def scratch(args, paraphrases, evaluator) -> tuple[dict[str, Any], str]:
                                                             for s in args.seeds]}
     res = measure_groups(args, groups, paraphrases, evaluator, "scratch", full=True)
     spread = text_spread(args, paraphrases)
-    res["text_spread"] = spread
     note = ("Mean distance between the unit embeddings of two different paraphrases (how far apart each encoder "
             "puts texts): " + ", ".join(f"{k} {v:.3f}" for k, v in spread.items()) + ".")
-    return res, table({k: v for k, v in res.items() if k != "text_spread"}, SCRATCH_COLUMNS) + "\n\n" + note
+    return {"runs": res, "text_spread": spread}, table(res, SCRATCH_COLUMNS) + "\n\n" + note
 
 
 def text_spread(args, paraphrases) -> dict[str, float]:
@@ -290,8 +289,7 @@ def report(args) -> None:
         evaluator = load_evaluator(args.evaluator, device="cpu") if args.evaluator else None
         result["scratch"], t = scratch(args, paraphrases, evaluator)
         text.append(t)
-        plot_downstream({k: v for k, v in result["scratch"].items() if k != "text_spread"},
-                        out / f"moclip_scratch-e{args.epochs}.png",
+        plot_downstream(result["scratch"]["runs"], out / f"moclip_scratch-e{args.epochs}.png",
                         f"the built-in recipe from scratch, {args.epochs} epochs")
         print(t, flush=True)
     stem = ("moclip_study" + ("" if args.parts == ["curves", "ablation", "downstream"] else "_" + "_".join(args.parts))
